@@ -1,0 +1,3 @@
+//! The `aves` binary. (Skeleton.)
+#![deny(unsafe_code)]
+fn main() {}

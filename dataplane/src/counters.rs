@@ -1,0 +1,250 @@
+//! Per-core counters.
+//!
+//! Each lcore owns one [`CoreCounters`]; only that lcore writes it. The control thread
+//! reads every core's counters and sums them on scrape or shutdown.
+//!
+//! A [`Counter`] is an `AtomicU64` written with a relaxed load and a relaxed store
+//! (never a read-modify-write), which compiles to a plain `add` to memory on x86-64 and
+//! AArch64: no `lock` prefix, no fence. It is atomic only so that the reader on another
+//! thread is not a data race in Rust's memory model. See
+//! `docs/decisions/0002-per-core-counters.md`.
+//!
+//! Drop reasons are one enum ([`DropReason`]) that is at once the counter index and the
+//! metric label, as in VPP's NAT44-ED.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Highest number of DPDK ports one engine drives.
+pub const MAX_PORTS: usize = 8;
+
+/// A single-writer counter. Only the owning lcore calls [`Counter::add`].
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Single writer only: two writers would lose updates.
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_add(n), Ordering::Relaxed);
+    }
+    /// Adds one.
+    #[inline(always)]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    /// The current value (any thread).
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a packet was dropped. The discriminant is the counter index; [`DropReason::name`]
+/// is the metric label. Add new reasons at the end and to [`DropReason::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Frame too short for an Ethernet header, or an inner header it claims.
+    Truncated = 0,
+    /// Ethernet type the role does not handle.
+    UnsupportedEtherType,
+    /// Destination MAC is neither ours nor broadcast/multicast we accept.
+    NotForUs,
+    /// Malformed ARP packet (wrong hardware/protocol type or lengths).
+    ArpMalformed,
+    /// ARP request for an address we do not own, or an ARP reply we did not need.
+    ArpIgnored,
+    /// IPv4 header invalid: version, IHL, total length.
+    Ipv4Malformed,
+    /// IPv4 header checksum wrong.
+    Ipv4Checksum,
+    /// Source address is not a valid unicast host (multicast, broadcast, 0/8, loopback).
+    Ipv4BadSource,
+    /// TTL reached zero (an ICMP time-exceeded was sent when allowed).
+    TtlExceeded,
+    /// No route to the destination (an ICMP unreachable was sent when allowed).
+    NoRoute,
+    /// Addressed to us, but not something we answer (only ICMP echo is).
+    LocalUnhandled,
+    /// ICMP to us that is malformed or has a bad checksum.
+    IcmpMalformed,
+    /// Packet exceeds the egress MTU with DF set (ICMP frag-needed sent when allowed).
+    MtuExceeded,
+    /// Next hop not resolved and the wait queue is full.
+    NeighbourQueueFull,
+    /// Next hop did not answer ARP in time; the waiting packet is dropped.
+    NeighbourTimeout,
+    /// Output port has no room (TX ring full): the NIC refused the packet.
+    TxFull,
+    /// No mbuf could be allocated for a packet the engine had to create.
+    NoMbuf,
+    /// Would have sent an ICMP error about an ICMP error, a fragment or a broadcast
+    /// (RFC 1812 §4.3.2.7): dropped silently.
+    IcmpErrorSuppressed,
+    /// Egress port index outside the configured ports.
+    BadPort,
+}
+
+impl DropReason {
+    /// Number of reasons: the length of a counter array indexed by reason.
+    pub const COUNT: usize = DropReason::ALL.len();
+
+    /// Every reason, in discriminant order.
+    pub const ALL: [DropReason; 19] = [
+        DropReason::Truncated,
+        DropReason::UnsupportedEtherType,
+        DropReason::NotForUs,
+        DropReason::ArpMalformed,
+        DropReason::ArpIgnored,
+        DropReason::Ipv4Malformed,
+        DropReason::Ipv4Checksum,
+        DropReason::Ipv4BadSource,
+        DropReason::TtlExceeded,
+        DropReason::NoRoute,
+        DropReason::LocalUnhandled,
+        DropReason::IcmpMalformed,
+        DropReason::MtuExceeded,
+        DropReason::NeighbourQueueFull,
+        DropReason::NeighbourTimeout,
+        DropReason::TxFull,
+        DropReason::NoMbuf,
+        DropReason::IcmpErrorSuppressed,
+        DropReason::BadPort,
+    ];
+
+    /// The metric label: lower snake case, stable.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::UnsupportedEtherType => "unsupported_ethertype",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::ArpMalformed => "arp_malformed",
+            DropReason::ArpIgnored => "arp_ignored",
+            DropReason::Ipv4Malformed => "ipv4_malformed",
+            DropReason::Ipv4Checksum => "ipv4_checksum",
+            DropReason::Ipv4BadSource => "ipv4_bad_source",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::NoRoute => "no_route",
+            DropReason::LocalUnhandled => "local_unhandled",
+            DropReason::IcmpMalformed => "icmp_malformed",
+            DropReason::MtuExceeded => "mtu_exceeded",
+            DropReason::NeighbourQueueFull => "neighbour_queue_full",
+            DropReason::NeighbourTimeout => "neighbour_timeout",
+            DropReason::TxFull => "tx_full",
+            DropReason::NoMbuf => "no_mbuf",
+            DropReason::IcmpErrorSuppressed => "icmp_error_suppressed",
+            DropReason::BadPort => "bad_port",
+        }
+    }
+}
+
+/// Per-port packet and byte counters of one core.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// Packets received.
+    pub rx_packets: Counter,
+    /// Bytes received (frame length without FCS).
+    pub rx_bytes: Counter,
+    /// Packets handed to the NIC and accepted by it.
+    pub tx_packets: Counter,
+    /// Bytes handed to the NIC and accepted by it.
+    pub tx_bytes: Counter,
+}
+
+/// Events that are not drops but worth counting.
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    /// ICMP messages the engine generated (echo replies and errors).
+    pub icmp_sent: Counter,
+    /// ARP replies sent for owned addresses.
+    pub arp_replies_sent: Counter,
+    /// ARP requests sent to resolve next hops.
+    pub arp_requests_sent: Counter,
+    /// Neighbour entries learned from ARP.
+    pub neighbours_learned: Counter,
+    /// Control commands applied on this core.
+    pub commands_applied: Counter,
+    /// Poll iterations that received at least one packet.
+    pub busy_polls: Counter,
+    /// Poll iterations that received nothing.
+    pub idle_polls: Counter,
+}
+
+/// All counters of one lcore.
+#[derive(Debug)]
+pub struct CoreCounters {
+    /// Per-port counters, indexed by DPDK port id.
+    pub ports: [PortCounters; MAX_PORTS],
+    /// Drops, indexed by `DropReason as usize`.
+    pub drops: [Counter; DropReason::COUNT],
+    /// Other events.
+    pub events: EventCounters,
+}
+
+impl Default for CoreCounters {
+    fn default() -> Self {
+        CoreCounters {
+            ports: Default::default(),
+            drops: std::array::from_fn(|_| Counter::default()),
+            events: EventCounters::default(),
+        }
+    }
+}
+
+impl CoreCounters {
+    /// Counts one drop.
+    #[inline(always)]
+    pub fn drop(&self, reason: DropReason) {
+        self.drops[reason as usize].inc();
+    }
+    /// The count for one drop reason.
+    pub fn drops_of(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].get()
+    }
+    /// Counts a received frame on `port` (ignored for ports beyond [`MAX_PORTS`]).
+    #[inline(always)]
+    pub fn rx(&self, port: u16, bytes: usize) {
+        if let Some(p) = self.ports.get(port as usize) {
+            p.rx_packets.inc();
+            p.rx_bytes.add(bytes as u64);
+        }
+    }
+    /// Counts a transmitted frame on `port` (ignored for ports beyond [`MAX_PORTS`]).
+    #[inline(always)]
+    pub fn tx(&self, port: u16, bytes: usize) {
+        if let Some(p) = self.ports.get(port as usize) {
+            p.tx_packets.inc();
+            p.tx_bytes.add(bytes as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_reason_in_index_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} out of order");
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT, "duplicate label");
+    }
+
+    #[test]
+    fn counters_add_and_ignore_out_of_range_ports() {
+        let c = CoreCounters::default();
+        c.rx(0, 60);
+        c.rx(0, 40);
+        c.tx(1, 10);
+        c.rx(200, 1);
+        c.drop(DropReason::NoRoute);
+        assert_eq!(c.ports[0].rx_packets.get(), 2);
+        assert_eq!(c.ports[0].rx_bytes.get(), 100);
+        assert_eq!(c.ports[1].tx_bytes.get(), 10);
+        assert_eq!(c.drops_of(DropReason::NoRoute), 1);
+    }
+}

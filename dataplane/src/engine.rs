@@ -1,0 +1,1 @@
+//! The DPDK lcore loop. (Skeleton.)

@@ -1,0 +1,1 @@
+//! Zero-copy packet views (smoltcp style). Filled in by the wire work.

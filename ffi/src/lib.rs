@@ -1,0 +1,1 @@
+//! dpdk-sys: bindings to the system DPDK 22.11 and thin safe wrappers. (Skeleton.)
