@@ -1,8 +1,8 @@
 //! Messages between the control thread and the lcores.
 //!
 //! Control sends each lcore an [`Envelope`] over that lcore's single-producer ring; the
-//! lcore applies it between bursts to its own tables and sends the envelope back as an
-//! [`Ack`] on its event ring. Sending the envelope back means the lcore never frees
+//! lcore applies it between bursts to its own tables and sends the envelope back, with
+//! its [`Outcome`], on its event ring. Sending the envelope back means the lcore never frees
 //! memory (the control thread drops it) and control learns when every core has applied a
 //! change.
 
@@ -71,22 +71,23 @@ impl fmt::Display for CommandError {
     }
 }
 
-/// A command with the sequence number control gave it.
+/// A command with the sequence number control gave it. The same box travels down to the
+/// lcore and back up with `outcome` filled in, so the lcore neither allocates nor frees.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
-    /// Control's sequence number, echoed in the [`Ack`].
+    /// Control's sequence number.
     pub seq: u64,
     /// The change.
     pub cmd: Command,
+    /// Set by the lcore: which lcore applied it and the result.
+    pub outcome: Option<Outcome>,
 }
 
 /// An lcore's answer to an [`Envelope`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ack {
-    /// The lcore that applied (or refused) it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The lcore that applied (or refused) the command.
     pub lcore: u32,
-    /// The envelope, returned so control frees it.
-    pub envelope: Envelope,
-    /// The outcome.
+    /// The result; on error the lcore's tables are unchanged.
     pub result: Result<(), CommandError>,
 }
