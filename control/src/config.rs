@@ -1,0 +1,775 @@
+//! The TOML configuration: parsing, validation and the typed result.
+//!
+//! Loading is two passes. `serde` reads the file into [`RawConfig`] (plain strings and
+//! numbers; unknown keys are errors, with line and column). [`RawConfig::validate`] then
+//! turns it into a [`Config`], checking every value and naming the key of the first bad
+//! one as `port[1].addresses[0]`. Every error carries the file name. Nothing here
+//! panics on any input; `aves check-config` prints the error and exits non-zero.
+//!
+//! The keys are documented in `docs/configuration.md`; keep the two in step.
+
+use aves_dataplane::addr::{Ipv4Cidr, Ipv4Range, MacAddr};
+use aves_dataplane::command::Route;
+use serde::Deserialize;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// A configuration error: the file, the key (dotted path, empty for whole-file errors)
+/// and what was wrong or expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the error is in.
+    pub file: PathBuf,
+    /// The key, e.g. `port[0].addresses[1]`.
+    pub key: String,
+    /// What is wrong, and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Which role the engine plays. More roles (waypoint, gateway) come later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Plain IPv4 router.
+    Router,
+}
+
+/// What an lcore does when a poll returns nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Poll without pause (dedicated cores; bare metal).
+    Busy,
+    /// After `after_empty_polls` consecutive empty polls, sleep; the sleep starts at
+    /// 1 µs and doubles up to `max_sleep_us` while the port stays idle.
+    Sleep {
+        /// Empty polls before the first sleep.
+        after_empty_polls: u32,
+        /// Longest sleep, µs.
+        max_sleep_us: u32,
+    },
+}
+
+/// One DPDK port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// Our name for the port (used by routes and the CLI).
+    pub name: String,
+    /// A PCI address (`0000:01:00.0`) or a virtual device spec (`net_tap0,iface=x`).
+    pub device: String,
+    /// Interface addresses.
+    pub addresses: Vec<Ipv4Cidr>,
+    /// Extra owned address ranges (answered to ARP and ping).
+    pub pools: Vec<Ipv4Range>,
+    /// IP MTU.
+    pub mtu: u16,
+    /// RX descriptors per queue.
+    pub rx_desc: u16,
+    /// TX descriptors per queue.
+    pub tx_desc: u16,
+    /// Put the NIC in promiscuous mode.
+    pub promiscuous: bool,
+}
+
+impl PortSpec {
+    /// True when `device` names a virtual device (`net_*`), false for a PCI address.
+    pub fn is_vdev(&self) -> bool {
+        self.device.starts_with("net_")
+    }
+    /// The DPDK device name: the vdev name before the first comma, or the PCI address.
+    pub fn dpdk_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device)
+    }
+}
+
+/// A static neighbour from the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourSpec {
+    /// Port index.
+    pub port: u16,
+    /// Address.
+    pub ip: Ipv4Addr,
+    /// MAC.
+    pub mac: MacAddr,
+}
+
+/// Table capacities and timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Route table capacity.
+    pub routes: usize,
+    /// Neighbour table capacity.
+    pub neighbours: usize,
+    /// Packets that may wait for ARP, per lcore.
+    pub pending: usize,
+    /// Learned neighbour lifetime, seconds.
+    pub neighbour_ttl_s: u64,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The role.
+    pub role: Role,
+    /// EAL arguments (without the program name), before any from the command line.
+    pub eal_args: Vec<String>,
+    /// Mbufs in the pool.
+    pub mbufs: u32,
+    /// Per-lcore mempool cache.
+    pub mbuf_cache: u32,
+    /// Idle behaviour of the lcores.
+    pub idle: IdlePolicy,
+    /// Control socket path.
+    pub control_socket: PathBuf,
+    /// CPU to pin the control thread to; `None` chooses one the lcores do not use.
+    pub control_cpu: Option<usize>,
+    /// Ports, in DPDK port-id order of our own (index = our port number).
+    pub ports: Vec<PortSpec>,
+    /// Static routes.
+    pub routes: Vec<Route>,
+    /// Static neighbours.
+    pub neighbours: Vec<NeighbourSpec>,
+    /// Capacities and timers.
+    pub limits: Limits,
+}
+
+// ---- raw, as serde reads it ----
+
+/// The file as read, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    engine: RawEngine,
+    #[serde(default)]
+    control: RawControl,
+    #[serde(default, rename = "port")]
+    ports: Vec<RawPort>,
+    #[serde(default, rename = "route")]
+    routes: Vec<RawRoute>,
+    #[serde(default, rename = "neighbour")]
+    neighbours: Vec<RawNeighbour>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    role: Role,
+    #[serde(default)]
+    eal_args: Vec<String>,
+    #[serde(default = "default_mbufs")]
+    mbufs: u32,
+    #[serde(default = "default_mbuf_cache")]
+    mbuf_cache: u32,
+    #[serde(default)]
+    idle: RawIdle,
+}
+
+fn default_mbufs() -> u32 {
+    8191
+}
+fn default_mbuf_cache() -> u32 {
+    256
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdle {
+    #[serde(default = "default_idle_mode")]
+    mode: String,
+    #[serde(default = "default_after")]
+    after_empty_polls: u32,
+    #[serde(default = "default_max_sleep")]
+    max_sleep_us: u32,
+}
+
+impl Default for RawIdle {
+    fn default() -> Self {
+        RawIdle {
+            mode: default_idle_mode(),
+            after_empty_polls: default_after(),
+            max_sleep_us: default_max_sleep(),
+        }
+    }
+}
+
+fn default_idle_mode() -> String {
+    "sleep".into()
+}
+fn default_after() -> u32 {
+    128
+}
+fn default_max_sleep() -> u32 {
+    500
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    #[serde(default = "default_socket")]
+    socket: PathBuf,
+    cpu: Option<usize>,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        RawControl {
+            socket: default_socket(),
+            cpu: None,
+        }
+    }
+}
+
+/// Where the control socket lives unless configured.
+pub fn default_socket() -> PathBuf {
+    PathBuf::from("/run/aves/aves.sock")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: String,
+    device: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(default)]
+    pools: Vec<String>,
+    #[serde(default = "default_mtu")]
+    mtu: u16,
+    #[serde(default = "default_desc")]
+    rx_desc: u16,
+    #[serde(default = "default_desc")]
+    tx_desc: u16,
+    #[serde(default)]
+    promiscuous: bool,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+fn default_desc() -> u16 {
+    1024
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    prefix: String,
+    via: Option<String>,
+    port: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbour {
+    port: String,
+    ip: String,
+    mac: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default = "default_routes")]
+    routes: usize,
+    #[serde(default = "default_neighbours")]
+    neighbours: usize,
+    #[serde(default = "default_pending")]
+    pending: usize,
+    #[serde(default = "default_neighbour_ttl")]
+    neighbour_ttl_s: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            routes: default_routes(),
+            neighbours: default_neighbours(),
+            pending: default_pending(),
+            neighbour_ttl_s: default_neighbour_ttl(),
+        }
+    }
+}
+
+fn default_routes() -> usize {
+    1024
+}
+fn default_neighbours() -> usize {
+    4096
+}
+fn default_pending() -> usize {
+    256
+}
+fn default_neighbour_ttl() -> u64 {
+    300
+}
+
+/// Highest number of ports (the dataplane's per-core counters are sized for it).
+pub const MAX_PORTS: usize = aves_dataplane::counters::MAX_PORTS;
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        key: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates config text; `path` is used in error messages.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        key: String::new(),
+        // toml's message names the key and shows line and column.
+        message: e.to_string().trim_end().replace('\n', "\n    "),
+    })?;
+    raw.validate(path)
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl RawConfig {
+    /// Checks every value and builds the typed [`Config`].
+    pub fn validate(self, file: &Path) -> Result<Config, ConfigError> {
+        let cx = Ctx { file };
+
+        let idle = match self.engine.idle.mode.as_str() {
+            "busy" => IdlePolicy::Busy,
+            "sleep" => {
+                if self.engine.idle.max_sleep_us == 0 || self.engine.idle.max_sleep_us > 100_000 {
+                    return Err(cx.err(
+                        "engine.idle.max_sleep_us",
+                        format!(
+                            "{} is out of range (expected 1..=100000 µs)",
+                            self.engine.idle.max_sleep_us
+                        ),
+                    ));
+                }
+                IdlePolicy::Sleep {
+                    after_empty_polls: self.engine.idle.after_empty_polls,
+                    max_sleep_us: self.engine.idle.max_sleep_us,
+                }
+            }
+            other => {
+                return Err(cx.err(
+                    "engine.idle.mode",
+                    format!("`{other}` is not an idle mode (expected \"busy\" or \"sleep\")"),
+                ))
+            }
+        };
+        if self.engine.mbufs < 1023 {
+            return Err(cx.err(
+                "engine.mbufs",
+                format!("{} is too few (expected at least 1023)", self.engine.mbufs),
+            ));
+        }
+        if self.engine.mbuf_cache > 512 {
+            return Err(cx.err(
+                "engine.mbuf_cache",
+                format!(
+                    "{} is too large (DPDK allows at most 512)",
+                    self.engine.mbuf_cache
+                ),
+            ));
+        }
+        if self.engine.mbuf_cache as u64 * 3 / 2 > self.engine.mbufs as u64 {
+            return Err(cx.err(
+                "engine.mbuf_cache",
+                "must be at most two thirds of engine.mbufs",
+            ));
+        }
+
+        if self.ports.is_empty() {
+            return Err(cx.err("port", "no ports configured (expected at least one [[port]])"));
+        }
+        if self.ports.len() > MAX_PORTS {
+            return Err(cx.err(
+                "port",
+                format!("{} ports configured (at most {MAX_PORTS})", self.ports.len()),
+            ));
+        }
+
+        let mut ports = Vec::with_capacity(self.ports.len());
+        for (i, p) in self.ports.into_iter().enumerate() {
+            let k = |f: &str| format!("port[{i}].{f}");
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(cx.err(
+                    k("name"),
+                    format!("`{}` is not a port name (expected letters, digits, - or _)", p.name),
+                ));
+            }
+            if ports.iter().any(|q: &PortSpec| q.name == p.name) {
+                return Err(cx.err(k("name"), format!("duplicate port name `{}`", p.name)));
+            }
+            if p.device.trim().is_empty() {
+                return Err(cx.err(
+                    k("device"),
+                    "empty (expected a PCI address or a vdev like net_tap0,iface=x)",
+                ));
+            }
+            if ports.iter().any(|q: &PortSpec| q.dpdk_name() == p.device.split(',').next().unwrap_or("")) {
+                return Err(cx.err(k("device"), format!("device `{}` used by two ports", p.device)));
+            }
+            let mut addresses = Vec::new();
+            for (j, a) in p.addresses.iter().enumerate() {
+                let c: Ipv4Cidr = a
+                    .parse()
+                    .map_err(|e| cx.err(format!("port[{i}].addresses[{j}]"), format!("{e}")))?;
+                if c.len() > 30 && c.len() != 32 {
+                    return Err(cx.err(
+                        format!("port[{i}].addresses[{j}]"),
+                        format!("`{a}`: prefix length /{} leaves no hosts (use /1../30 or /32)", c.len()),
+                    ));
+                }
+                addresses.push(c);
+            }
+            let mut pools = Vec::new();
+            for (j, a) in p.pools.iter().enumerate() {
+                pools.push(
+                    a.parse::<Ipv4Range>()
+                        .map_err(|e| cx.err(format!("port[{i}].pools[{j}]"), format!("{e}")))?,
+                );
+            }
+            if !(576..=9000).contains(&p.mtu) {
+                return Err(cx.err(
+                    k("mtu"),
+                    format!("{} is out of range (expected 576..=9000)", p.mtu),
+                ));
+            }
+            for (f, v) in [("rx_desc", p.rx_desc), ("tx_desc", p.tx_desc)] {
+                if !(64..=16384).contains(&v) || !v.is_power_of_two() {
+                    return Err(cx.err(
+                        k(f),
+                        format!("{v} is not allowed (expected a power of two in 64..=16384)"),
+                    ));
+                }
+            }
+            ports.push(PortSpec {
+                name: p.name,
+                device: p.device,
+                addresses,
+                pools,
+                mtu: p.mtu,
+                rx_desc: p.rx_desc,
+                tx_desc: p.tx_desc,
+                promiscuous: p.promiscuous,
+            });
+        }
+
+        let port_index = |key: String, name: &str| -> Result<u16, ConfigError> {
+            ports
+                .iter()
+                .position(|p| p.name == name)
+                .map(|i| i as u16)
+                .ok_or_else(|| {
+                    let names: Vec<_> = ports.iter().map(|p| p.name.as_str()).collect();
+                    cx.err(
+                        key,
+                        format!("no port named `{name}` (ports: {})", names.join(", ")),
+                    )
+                })
+        };
+
+        let mut routes = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let prefix: Ipv4Cidr = r
+                .prefix
+                .parse()
+                .map_err(|e| cx.err(format!("route[{i}].prefix"), format!("{e}")))?;
+            let via = match &r.via {
+                None => None,
+                Some(v) => Some(v.parse::<Ipv4Addr>().map_err(|_| {
+                    cx.err(
+                        format!("route[{i}].via"),
+                        format!("`{v}` is not an IPv4 address"),
+                    )
+                })?),
+            };
+            let port = port_index(format!("route[{i}].port"), &r.port)?;
+            routes.push(Route {
+                prefix: prefix.network(),
+                via,
+                port,
+            });
+        }
+
+        let mut neighbours = Vec::new();
+        for (i, n) in self.neighbours.iter().enumerate() {
+            let port = port_index(format!("neighbour[{i}].port"), &n.port)?;
+            let ip = n.ip.parse::<Ipv4Addr>().map_err(|_| {
+                cx.err(
+                    format!("neighbour[{i}].ip"),
+                    format!("`{}` is not an IPv4 address", n.ip),
+                )
+            })?;
+            let mac = n
+                .mac
+                .parse::<MacAddr>()
+                .map_err(|e| cx.err(format!("neighbour[{i}].mac"), format!("{e}")))?;
+            if mac.is_multicast() {
+                return Err(cx.err(
+                    format!("neighbour[{i}].mac"),
+                    format!("`{}` is a multicast MAC (expected a unicast MAC)", n.mac),
+                ));
+            }
+            neighbours.push(NeighbourSpec { port, ip, mac });
+        }
+
+        let l = &self.limits;
+        for (f, v, lo, hi) in [
+            ("limits.routes", l.routes, 1, 1 << 20),
+            ("limits.neighbours", l.neighbours, 1, 1 << 20),
+            ("limits.pending", l.pending, 1, 1 << 16),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(cx.err(f, format!("{v} is out of range (expected {lo}..={hi})")));
+            }
+        }
+        let connected: usize = ports.iter().map(|p| p.addresses.len()).sum();
+        if connected + routes.len() > l.routes {
+            return Err(cx.err(
+                "limits.routes",
+                format!(
+                    "{} is smaller than the {} configured routes ({} connected + {} static)",
+                    l.routes,
+                    connected + routes.len(),
+                    connected,
+                    routes.len()
+                ),
+            ));
+        }
+        if neighbours.len() > l.neighbours {
+            return Err(cx.err(
+                "limits.neighbours",
+                format!(
+                    "{} is smaller than the {} static neighbours",
+                    l.neighbours,
+                    neighbours.len()
+                ),
+            ));
+        }
+        if !(1..=86_400).contains(&l.neighbour_ttl_s) {
+            return Err(cx.err(
+                "limits.neighbour_ttl_s",
+                format!("{} is out of range (expected 1..=86400)", l.neighbour_ttl_s),
+            ));
+        }
+        if self.control.socket.as_os_str().is_empty() {
+            return Err(cx.err("control.socket", "empty (expected a path)"));
+        }
+
+        Ok(Config {
+            file: file.to_path_buf(),
+            role: self.engine.role,
+            eal_args: self.engine.eal_args,
+            mbufs: self.engine.mbufs,
+            mbuf_cache: self.engine.mbuf_cache,
+            idle,
+            control_socket: self.control.socket,
+            control_cpu: self.control.cpu,
+            ports,
+            routes,
+            neighbours,
+            limits: Limits {
+                routes: l.routes,
+                neighbours: l.neighbours,
+                pending: l.pending,
+                neighbour_ttl_s: l.neighbour_ttl_s,
+            },
+        })
+    }
+}
+
+impl Config {
+    /// The full EAL argument list: program name, config args, a `--vdev` for every
+    /// virtual-device port the args do not already name, then `extra` (command line).
+    pub fn eal_argv(&self, extra: &[String]) -> Vec<String> {
+        let mut argv = vec!["aves".to_string()];
+        argv.extend(self.eal_args.iter().cloned());
+        argv.extend(extra.iter().cloned());
+        for p in &self.ports {
+            if p.is_vdev() && !argv.iter().any(|a| a.starts_with(p.dpdk_name())) {
+                argv.push("--vdev".into());
+                argv.push(p.device.clone());
+            }
+        }
+        argv
+    }
+
+    /// Index of the port called `name`.
+    pub fn port_index(&self, name: &str) -> Option<u16> {
+        self.ports.iter().position(|p| p.name == name).map(|i| i as u16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[engine]
+role = "router"
+eal_args = ["--no-pci", "--in-memory", "--no-huge", "-m", "512", "-l", "1"]
+idle = { mode = "sleep", after_empty_polls = 64, max_sleep_us = 200 }
+
+[control]
+socket = "/tmp/aves-test.sock"
+
+[[port]]
+name = "a"
+device = "net_af_packet0,iface=r-a"
+addresses = ["10.1.0.1/24"]
+
+[[port]]
+name = "b"
+device = "net_af_packet1,iface=r-b"
+addresses = ["10.2.0.1/24"]
+pools = ["192.0.2.10-192.0.2.17"]
+mtu = 1500
+
+[[route]]
+prefix = "10.9.0.0/16"
+via = "10.2.0.2"
+port = "b"
+
+[[neighbour]]
+port = "a"
+ip = "10.1.0.2"
+mac = "02:00:00:00:00:02"
+"#;
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("t.toml"), text)
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = p(GOOD).unwrap();
+        assert_eq!(c.role, Role::Router);
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.ports[1].pools[0].count(), 8);
+        assert_eq!(c.routes[0].port, 1);
+        assert_eq!(c.routes[0].via, Some(Ipv4Addr::new(10, 2, 0, 2)));
+        assert_eq!(c.neighbours[0].port, 0);
+        assert_eq!(c.limits.routes, 1024);
+        assert_eq!(
+            c.idle,
+            IdlePolicy::Sleep {
+                after_empty_polls: 64,
+                max_sleep_us: 200
+            }
+        );
+        let argv = c.eal_argv(&["--log-level=5".into()]);
+        assert_eq!(argv[0], "aves");
+        assert!(argv.contains(&"net_af_packet0,iface=r-a".to_string()));
+        assert!(argv.contains(&"--log-level=5".to_string()));
+    }
+
+    #[test]
+    fn eal_argv_does_not_duplicate_vdevs_named_in_args() {
+        let text = GOOD.replace(
+            r#""-l", "1"]"#,
+            r#""-l", "1", "--vdev", "net_af_packet0,iface=r-a,qpairs=2"]"#,
+        );
+        let c = p(&text).unwrap();
+        let argv = c.eal_argv(&[]);
+        assert_eq!(argv.iter().filter(|a| a.starts_with("net_af_packet0")).count(), 1);
+    }
+
+    /// Each bad config names the key that is wrong.
+    #[test]
+    fn bad_configs_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("10.1.0.1/24\"]", "10.1.0.1/33\"]", "port[0].addresses[0]"),
+            ("10.1.0.1/24\"]", "banana\"]", "port[0].addresses[0]"),
+            ("192.0.2.10-192.0.2.17", "192.0.2.17-192.0.2.10", "port[1].pools[0]"),
+            ("mtu = 1500", "mtu = 100", "port[1].mtu"),
+            ("port = \"b\"", "port = \"c\"", "route[0].port"),
+            ("via = \"10.2.0.2\"", "via = \"10.2.0\"", "route[0].via"),
+            ("prefix = \"10.9.0.0/16\"", "prefix = \"10.9.0.0\"", "route[0].prefix"),
+            ("mac = \"02:00:00:00:00:02\"", "mac = \"01:00:00:00:00:02\"", "neighbour[0].mac"),
+            ("mac = \"02:00:00:00:00:02\"", "mac = \"zz\"", "neighbour[0].mac"),
+            ("ip = \"10.1.0.2\"", "ip = \"10.1.0.300\"", "neighbour[0].ip"),
+            ("name = \"b\"", "name = \"a\"", "port[1].name"),
+            ("name = \"b\"", "name = \"b c\"", "port[1].name"),
+            ("mode = \"sleep\"", "mode = \"nap\"", "engine.idle.mode"),
+            ("max_sleep_us = 200", "max_sleep_us = 0", "engine.idle.max_sleep_us"),
+            ("iface=r-b\"", "iface=r-b\"\nrx_desc = 100", "port[1].rx_desc"),
+            ("[control]", "[limits]\nroutes = 2\n[control]", "limits.routes"),
+            ("[control]", "[limits]\npending = 0\n[control]", "limits.pending"),
+            ("[control]", "[limits]\nneighbour_ttl_s = 0\n[control]", "limits.neighbour_ttl_s"),
+            ("role = \"router\"", "role = \"router\"\nmbufs = 10", "engine.mbufs"),
+            ("role = \"router\"", "role = \"router\"\nmbuf_cache = 600", "engine.mbuf_cache"),
+            ("net_af_packet1,iface=r-b", "net_af_packet0,iface=r-b", "port[1].device"),
+        ];
+        for (from, to, key) in cases {
+            assert!(GOOD.contains(from), "case text `{from}` not in GOOD");
+            let text = GOOD.replacen(from, to, 1);
+            let e = p(&text).expect_err(&format!("`{to}` accepted"));
+            assert_eq!(&e.key, key, "wrong key for `{to}`: {e}");
+            assert!(e.to_string().starts_with("t.toml: "), "{e}");
+        }
+    }
+
+    /// serde-level errors carry the key and a line number.
+    #[test]
+    fn syntax_and_unknown_keys_are_reported() {
+        let e = p(&GOOD.replace("mtu = 1500", "mtu = 1500\ncolour = 3")).unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
+        assert!(e.message.contains("line"), "{e}");
+        let e = p(&GOOD.replace("role = \"router\"", "role = \"toaster\"")).unwrap_err();
+        assert!(e.message.contains("toaster"), "{e}");
+        let e = p("[engine\n").unwrap_err();
+        assert!(!e.message.is_empty());
+        let e = p(&GOOD.replace("mtu = 1500", "mtu = 99999999")).unwrap_err();
+        assert!(e.message.contains("mtu"), "{e}");
+        let e = p("").unwrap_err();
+        assert!(e.message.contains("engine"), "{e}");
+    }
+
+    #[test]
+    fn no_ports_is_an_error() {
+        let e = p("[engine]\nrole = \"router\"\n").unwrap_err();
+        assert_eq!(e.key, "port");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = load(Path::new("/nonexistent/aves.toml")).unwrap_err();
+        assert!(e.message.contains("cannot read"), "{e}");
+    }
+}

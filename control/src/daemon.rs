@@ -1,0 +1,375 @@
+//! `aves run`: start EAL, ports and lcores, serve the control socket, shut down cleanly.
+//!
+//! Order (as DPDK's examples): EAL → signals → mempool → ports (configure, start, link)
+//! → per-lcore tables, rings and counters → control thread → launch workers (the main
+//! lcore runs one too) → wait → totals → stop and close ports → check the mempool got
+//! every mbuf back → EAL cleanup.
+//!
+//! Every lcore in the EAL core list is a worker and owns queue `i` of every port, so
+//! each port gets as many RX/TX queue pairs as there are lcores. The control thread is
+//! pinned to a CPU no lcore uses, when one exists.
+
+use crate::config::{Config, IdlePolicy};
+use crate::ctl::{self, Request};
+use crate::stats;
+use anyhow::{bail, Context, Result};
+use aves_dataplane::command::{Command, Envelope};
+use aves_dataplane::counters::CoreCounters;
+use aves_dataplane::engine::{Idle, Worker, WorkerConfig};
+use aves_dataplane::pipeline::router::{PortConfig, Router, RouterConfig};
+use aves_dataplane::addr::MacAddr;
+use dpdk_sys::ring::{self, Consumer, Producer};
+use dpdk_sys::{Eal, Mempool, Port, PortConf};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Command ring size per lcore (a power of two; usable capacity is one less).
+const RING_SIZE: u32 = 256;
+
+/// Runs the daemon until SIGINT/SIGTERM.
+pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
+    let argv = cfg.eal_argv(extra_eal);
+    info!(args = ?argv, "starting EAL");
+    let eal = Eal::init(&argv).context("EAL initialisation failed (check the EAL arguments, hugepages and permissions)")?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+
+    let mut lcores = vec![eal.main_lcore()];
+    lcores.extend(eal.worker_lcores());
+    let n_queues = lcores.len() as u16;
+
+    let pool = Arc::new(
+        Mempool::new("aves_mbufs", cfg.mbufs, cfg.mbuf_cache, 2048 + 128, -1)
+            .context("creating the mbuf pool (more hugepage memory, or fewer engine.mbufs)")?,
+    );
+    let pool_size = pool.avail_count();
+
+    let mut ports = Vec::new();
+    for (i, spec) in cfg.ports.iter().enumerate() {
+        let id = eal.port_by_name(spec.dpdk_name()).with_context(|| {
+            format!(
+                "port[{i}] `{}`: device `{}` not found (vdev not created, or PCI device not bound to a DPDK driver)",
+                spec.name, spec.device
+            )
+        })?;
+        let conf = PortConf {
+            rx_queues: n_queues,
+            tx_queues: n_queues,
+            rx_desc: spec.rx_desc,
+            tx_desc: spec.tx_desc,
+            mtu: Some(spec.mtu),
+            rss: n_queues > 1,
+            promiscuous: spec.promiscuous,
+        };
+        let mut port = Port::configure(id, &conf, &pool)
+            .with_context(|| format!("port[{i}] `{}`: configuring", spec.name))?;
+        port.start()
+            .with_context(|| format!("port[{i}] `{}`: starting", spec.name))?;
+        let link = port.link();
+        info!(
+            port = %spec.name, id, device = %spec.device, mac = %MacAddr(port.mac()),
+            queues = n_queues, link_up = link.up, speed_mbps = link.speed_mbps,
+            addresses = ?spec.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            pools = spec.pools.len(), "port started"
+        );
+        if !link.up {
+            warn!(port = %spec.name, "link is down");
+        }
+        ports.push(port);
+    }
+
+    let router_cfg = RouterConfig {
+        ports: cfg
+            .ports
+            .iter()
+            .zip(&ports)
+            .map(|(s, p)| PortConfig {
+                mac: MacAddr(p.mac()),
+                addrs: s.addresses.clone(),
+                pools: s.pools.clone(),
+                mtu: s.mtu,
+            })
+            .collect(),
+        routes: cfg.routes.clone(),
+        neighbours: cfg.neighbours.iter().map(|n| (n.port, n.ip, n.mac)).collect(),
+        route_capacity: cfg.limits.routes,
+        neighbour_capacity: cfg.limits.neighbours,
+        neighbour_ttl_ns: cfg.limits.neighbour_ttl_s * 1_000_000_000,
+    };
+    let idle = match cfg.idle {
+        IdlePolicy::Busy => Idle::Busy,
+        IdlePolicy::Sleep {
+            after_empty_polls,
+            max_sleep_us,
+        } => Idle::Sleep {
+            after_empty_polls,
+            max_sleep_us,
+        },
+    };
+
+    let mut workers = Vec::new();
+    let mut links = Vec::new();
+    let mut all_counters = Vec::new();
+    for (q, &lcore) in lcores.iter().enumerate() {
+        let router = Router::new(&router_cfg)
+            .map_err(|e| anyhow::anyhow!("{}: {}", cfg.file.display(), e.0))?;
+        let (cmd_tx, cmd_rx) = ring::channel::<Envelope>(&format!("aves_cmd{lcore}"), RING_SIZE)
+            .context("creating a command ring")?;
+        let (ack_tx, ack_rx) = ring::channel::<Envelope>(&format!("aves_ack{lcore}"), RING_SIZE)
+            .context("creating an ack ring")?;
+        let counters = Arc::new(CoreCounters::default());
+        let mut rx = Vec::new();
+        let mut tx = Vec::new();
+        for p in &mut ports {
+            rx.push(p.take_rx_queue(q as u16).context("rx queue already taken")?);
+            tx.push(p.take_tx_queue(q as u16).context("tx queue already taken")?);
+        }
+        workers.push(Worker {
+            lcore,
+            rx,
+            tx,
+            router,
+            commands: cmd_rx,
+            acks: ack_tx,
+            counters: Arc::clone(&counters),
+            pool: Arc::clone(&pool),
+            stop: Arc::clone(&stop),
+            config: WorkerConfig {
+                idle,
+                pending_capacity: cfg.limits.pending,
+                ..WorkerConfig::default()
+            },
+        });
+        links.push(LcoreLink {
+            lcore,
+            commands: cmd_tx,
+            acks: ack_rx,
+        });
+        all_counters.push(counters);
+    }
+
+    // Control thread on a CPU no lcore uses.
+    let lcore_cpus: Vec<usize> = lcores.iter().filter_map(|l| eal.lcore_cpu(*l)).collect();
+    let control_cpu = cfg.control_cpu.or_else(|| {
+        core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .find(|id| !lcore_cpus.contains(id))
+    });
+    let control = {
+        let cfg = cfg.clone();
+        let stop = Arc::clone(&stop);
+        let counters = all_counters.clone();
+        std::thread::Builder::new()
+            .name("aves-control".into())
+            .spawn(move || {
+                match control_cpu {
+                    Some(id) if core_affinity::set_for_current(core_affinity::CoreId { id }) => {
+                        info!(cpu = id, "control thread pinned")
+                    }
+                    _ => warn!("no free CPU for the control thread; it shares a CPU with an lcore"),
+                }
+                control_loop(&cfg, links, &counters, &stop)
+            })
+            .context("spawning the control thread")?
+    };
+
+    info!(
+        lcores = ?lcores, role = ?cfg.role, socket = %cfg.control_socket.display(),
+        "engine running; stop with SIGINT or SIGTERM"
+    );
+    let mut workers = workers.into_iter();
+    let main_worker = workers.next().context("no lcores")?;
+    for w in workers {
+        let lcore = w.lcore;
+        eal.launch(lcore, move || w.run())
+            .with_context(|| format!("launching lcore {lcore}"))?;
+    }
+    let main_rc = main_worker.run();
+    let rcs = eal.wait_all();
+    match control.join() {
+        Ok(Err(e)) => warn!("control thread: {e:#}"),
+        Err(_) => warn!("control thread panicked"),
+        Ok(Ok(())) => {}
+    }
+    info!(main_rc, workers = ?rcs, "lcores stopped");
+
+    // Totals.
+    let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let totals = stats::sum(&all_counters, cfg.ports.len());
+    println!("== aves totals ==");
+    for l in totals.lines(&names) {
+        println!("{l}");
+    }
+    for (p, spec) in ports.iter().zip(&cfg.ports) {
+        let s = p.stats();
+        println!(
+            "nic {} ipackets={} opackets={} ibytes={} obytes={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
+            spec.name, s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+        );
+    }
+    for p in &mut ports {
+        if let Err(e) = p.stop() {
+            warn!("stopping port: {e}");
+        }
+    }
+    for p in ports {
+        if let Err(e) = p.close() {
+            warn!("closing port: {e}");
+        }
+    }
+    let free = pool.avail_count();
+    println!("mempool free={free} size={pool_size}");
+    drop(pool);
+    if let Err(e) = eal.cleanup() {
+        warn!("EAL cleanup: {e}");
+    }
+    if free != pool_size {
+        eprintln!("error: {} mbufs were not returned to the pool", pool_size.saturating_sub(free));
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Control's ends of one lcore's rings.
+struct LcoreLink {
+    lcore: u32,
+    commands: Producer<Envelope>,
+    acks: Consumer<Envelope>,
+}
+
+/// Serves the control socket until `stop`.
+fn control_loop(
+    cfg: &Config,
+    mut links: Vec<LcoreLink>,
+    counters: &[Arc<CoreCounters>],
+    stop: &AtomicBool,
+) -> Result<()> {
+    let path = &cfg.control_socket;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!("{} is in use by another aves", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    info!(socket = %path.display(), "control socket listening");
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(e) = serve(stream, cfg, &mut links, counters, &mut seq) {
+                    warn!("control connection: {e:#}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => warn!("control socket accept: {e}"),
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+/// Handles one connection: requests until EOF.
+fn serve(
+    stream: UnixStream,
+    cfg: &Config,
+    links: &mut [LcoreLink],
+    counters: &[Arc<CoreCounters>],
+    seq: &mut u64,
+) -> Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut out = stream.try_clone()?;
+    let mut reader = BufReader::new(stream.take(64 * ctl::MAX_LINE as u64));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.len() > ctl::MAX_LINE {
+            writeln!(out, "error: request longer than {} bytes", ctl::MAX_LINE)?;
+            return Ok(());
+        }
+        let reply = match ctl::parse_request(&line, cfg) {
+            Err(e) => vec![format!("error: {e}")],
+            Ok(Request::Ping) => vec!["ok pong".into()],
+            Ok(Request::Stats) => {
+                let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
+                let mut l = stats::sum(counters, cfg.ports.len()).lines(&names);
+                l.push("ok".into());
+                l
+            }
+            Ok(Request::Apply(cmd)) => {
+                *seq += 1;
+                vec![apply_everywhere(links, cmd, *seq)]
+            }
+        };
+        for l in reply {
+            writeln!(out, "{l}")?;
+        }
+    }
+}
+
+/// Sends `cmd` to every lcore and waits (≤ 2 s) for each outcome.
+fn apply_everywhere(links: &mut [LcoreLink], cmd: Command, seq: u64) -> String {
+    let mut waiting = Vec::new();
+    for link in links.iter_mut() {
+        let env = Box::new(Envelope {
+            seq,
+            cmd: cmd.clone(),
+            outcome: None,
+        });
+        if link.commands.send(env).is_err() {
+            return format!("error: lcore {} command ring full", link.lcore);
+        }
+        waiting.push(link.lcore);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut errors = Vec::new();
+    while !waiting.is_empty() && Instant::now() < deadline {
+        for link in links.iter_mut() {
+            while let Some(env) = link.acks.recv() {
+                if env.seq != seq {
+                    continue; // an answer to a request that timed out earlier
+                }
+                waiting.retain(|l| *l != link.lcore);
+                if let Some(o) = env.outcome {
+                    if let Err(e) = o.result {
+                        errors.push(format!("lcore {}: {e}", o.lcore));
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if !waiting.is_empty() {
+        return format!("error: no answer from lcores {waiting:?} within 2 s");
+    }
+    if errors.is_empty() {
+        format!("ok applied on {} lcores", links.len())
+    } else {
+        format!("error: {}", errors.join("; "))
+    }
+}

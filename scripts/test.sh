@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs, then runs formatting, lint, unit and
+# property tests, the DPDK binding test and the end-to-end namespace tests.
+# Run as root on Debian 12:   sudo scripts/test.sh
+# Fails (never skips) when root or DPDK is missing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh needs root (DPDK and network namespaces): sudo scripts/test.sh" >&2
+  exit 1
+fi
+scripts/install-deps.sh
+export CARGO_TERM_COLOR=never
+jobs=${CARGO_BUILD_JOBS:-2}
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy -j "$jobs" --workspace --all-targets -- -D warnings
+echo "== cargo test (unit, property, DPDK bindings)"
+cargo test -j "$jobs" --workspace
+echo "== cargo build --release"
+cargo build -j "$jobs" --release -p aves
+
+status=0
+for t in tests/e2e/router.sh; do
+  echo "== $t"
+  bash "$t" || status=1
+done
+exit $status
