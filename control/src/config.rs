@@ -409,12 +409,18 @@ impl RawConfig {
         }
 
         if self.ports.is_empty() {
-            return Err(cx.err("port", "no ports configured (expected at least one [[port]])"));
+            return Err(cx.err(
+                "port",
+                "no ports configured (expected at least one [[port]])",
+            ));
         }
         if self.ports.len() > MAX_PORTS {
             return Err(cx.err(
                 "port",
-                format!("{} ports configured (at most {MAX_PORTS})", self.ports.len()),
+                format!(
+                    "{} ports configured (at most {MAX_PORTS})",
+                    self.ports.len()
+                ),
             ));
         }
 
@@ -429,7 +435,10 @@ impl RawConfig {
             {
                 return Err(cx.err(
                     k("name"),
-                    format!("`{}` is not a port name (expected letters, digits, - or _)", p.name),
+                    format!(
+                        "`{}` is not a port name (expected letters, digits, - or _)",
+                        p.name
+                    ),
                 ));
             }
             if ports.iter().any(|q: &PortSpec| q.name == p.name) {
@@ -441,8 +450,14 @@ impl RawConfig {
                     "empty (expected a PCI address or a vdev like net_tap0,iface=x)",
                 ));
             }
-            if ports.iter().any(|q: &PortSpec| q.dpdk_name() == p.device.split(',').next().unwrap_or("")) {
-                return Err(cx.err(k("device"), format!("device `{}` used by two ports", p.device)));
+            if ports
+                .iter()
+                .any(|q: &PortSpec| q.dpdk_name() == p.device.split(',').next().unwrap_or(""))
+            {
+                return Err(cx.err(
+                    k("device"),
+                    format!("device `{}` used by two ports", p.device),
+                ));
             }
             let mut addresses = Vec::new();
             for (j, a) in p.addresses.iter().enumerate() {
@@ -452,7 +467,10 @@ impl RawConfig {
                 if c.len() > 30 && c.len() != 32 {
                     return Err(cx.err(
                         format!("port[{i}].addresses[{j}]"),
-                        format!("`{a}`: prefix length /{} leaves no hosts (use /1../30 or /32)", c.len()),
+                        format!(
+                            "`{a}`: prefix length /{} leaves no hosts (use /1../30 or /32)",
+                            c.len()
+                        ),
                     ));
                 }
                 addresses.push(c);
@@ -632,7 +650,10 @@ impl Config {
 
     /// Index of the port called `name`.
     pub fn port_index(&self, name: &str) -> Option<u16> {
-        self.ports.iter().position(|p| p.name == name).map(|i| i as u16)
+        self.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as u16)
     }
 }
 
@@ -707,7 +728,12 @@ mac = "02:00:00:00:00:02"
         );
         let c = p(&text).unwrap();
         let argv = c.eal_argv(&[]);
-        assert_eq!(argv.iter().filter(|a| a.starts_with("net_af_packet0")).count(), 1);
+        assert_eq!(
+            argv.iter()
+                .filter(|a| a.starts_with("net_af_packet0"))
+                .count(),
+            1
+        );
     }
 
     /// Each bad config names the key that is wrong.
@@ -716,25 +742,77 @@ mac = "02:00:00:00:00:02"
         let cases: &[(&str, &str, &str)] = &[
             ("10.1.0.1/24\"]", "10.1.0.1/33\"]", "port[0].addresses[0]"),
             ("10.1.0.1/24\"]", "banana\"]", "port[0].addresses[0]"),
-            ("192.0.2.10-192.0.2.17", "192.0.2.17-192.0.2.10", "port[1].pools[0]"),
+            (
+                "192.0.2.10-192.0.2.17",
+                "192.0.2.17-192.0.2.10",
+                "port[1].pools[0]",
+            ),
             ("mtu = 1500", "mtu = 100", "port[1].mtu"),
             ("port = \"b\"", "port = \"c\"", "route[0].port"),
             ("via = \"10.2.0.2\"", "via = \"10.2.0\"", "route[0].via"),
-            ("prefix = \"10.9.0.0/16\"", "prefix = \"10.9.0.0\"", "route[0].prefix"),
-            ("mac = \"02:00:00:00:00:02\"", "mac = \"01:00:00:00:00:02\"", "neighbour[0].mac"),
-            ("mac = \"02:00:00:00:00:02\"", "mac = \"zz\"", "neighbour[0].mac"),
-            ("ip = \"10.1.0.2\"", "ip = \"10.1.0.300\"", "neighbour[0].ip"),
+            (
+                "prefix = \"10.9.0.0/16\"",
+                "prefix = \"10.9.0.0\"",
+                "route[0].prefix",
+            ),
+            (
+                "mac = \"02:00:00:00:00:02\"",
+                "mac = \"01:00:00:00:00:02\"",
+                "neighbour[0].mac",
+            ),
+            (
+                "mac = \"02:00:00:00:00:02\"",
+                "mac = \"zz\"",
+                "neighbour[0].mac",
+            ),
+            (
+                "ip = \"10.1.0.2\"",
+                "ip = \"10.1.0.300\"",
+                "neighbour[0].ip",
+            ),
             ("name = \"b\"", "name = \"a\"", "port[1].name"),
             ("name = \"b\"", "name = \"b c\"", "port[1].name"),
             ("mode = \"sleep\"", "mode = \"nap\"", "engine.idle.mode"),
-            ("max_sleep_us = 200", "max_sleep_us = 0", "engine.idle.max_sleep_us"),
-            ("iface=r-b\"", "iface=r-b\"\nrx_desc = 100", "port[1].rx_desc"),
-            ("[control]", "[limits]\nroutes = 2\n[control]", "limits.routes"),
-            ("[control]", "[limits]\npending = 0\n[control]", "limits.pending"),
-            ("[control]", "[limits]\nneighbour_ttl_s = 0\n[control]", "limits.neighbour_ttl_s"),
-            ("role = \"router\"", "role = \"router\"\nmbufs = 10", "engine.mbufs"),
-            ("role = \"router\"", "role = \"router\"\nmbuf_cache = 600", "engine.mbuf_cache"),
-            ("net_af_packet1,iface=r-b", "net_af_packet0,iface=r-b", "port[1].device"),
+            (
+                "max_sleep_us = 200",
+                "max_sleep_us = 0",
+                "engine.idle.max_sleep_us",
+            ),
+            (
+                "iface=r-b\"",
+                "iface=r-b\"\nrx_desc = 100",
+                "port[1].rx_desc",
+            ),
+            (
+                "[control]",
+                "[limits]\nroutes = 2\n[control]",
+                "limits.routes",
+            ),
+            (
+                "[control]",
+                "[limits]\npending = 0\n[control]",
+                "limits.pending",
+            ),
+            (
+                "[control]",
+                "[limits]\nneighbour_ttl_s = 0\n[control]",
+                "limits.neighbour_ttl_s",
+            ),
+            (
+                "role = \"router\"",
+                "role = \"router\"\nmbufs = 10",
+                "engine.mbufs",
+            ),
+            (
+                "role = \"router\"",
+                "role = \"router\"\nmbuf_cache = 600",
+                "engine.mbuf_cache",
+            ),
+            (
+                "net_af_packet1,iface=r-b",
+                "net_af_packet0,iface=r-b",
+                "port[1].device",
+            ),
         ];
         for (from, to, key) in cases {
             assert!(GOOD.contains(from), "case text `{from}` not in GOOD");

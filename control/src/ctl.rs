@@ -97,8 +97,12 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
 /// The last line starts with `ok` or `error:`.
 pub fn client(socket: &Path, request: &str) -> anyhow::Result<Vec<String>> {
     use anyhow::Context;
-    let mut s = UnixStream::connect(socket)
-        .with_context(|| format!("cannot connect to the aves control socket {}", socket.display()))?;
+    let mut s = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot connect to the aves control socket {}",
+            socket.display()
+        )
+    })?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.write_all(request.trim().as_bytes())?;
     s.write_all(b"\n")?;

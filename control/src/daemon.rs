@@ -13,11 +13,11 @@ use crate::config::{Config, IdlePolicy};
 use crate::ctl::{self, Request};
 use crate::stats;
 use anyhow::{bail, Context, Result};
+use aves_dataplane::addr::MacAddr;
 use aves_dataplane::command::{Command, Envelope};
 use aves_dataplane::counters::CoreCounters;
 use aves_dataplane::engine::{Idle, Worker, WorkerConfig};
 use aves_dataplane::pipeline::router::{PortConfig, Router, RouterConfig};
-use aves_dataplane::addr::MacAddr;
 use dpdk_sys::ring::{self, Consumer, Producer};
 use dpdk_sys::{Eal, Mempool, Port, PortConf};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,11 +36,14 @@ const RING_SIZE: u32 = 256;
 pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
     let argv = cfg.eal_argv(extra_eal);
     info!(args = ?argv, "starting EAL");
-    let eal = Eal::init(&argv).context("EAL initialisation failed (check the EAL arguments, hugepages and permissions)")?;
+    let eal = Eal::init(&argv).context(
+        "EAL initialisation failed (check the EAL arguments, hugepages and permissions)",
+    )?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
     }
 
     let mut lcores = vec![eal.main_lcore()];
@@ -100,7 +103,11 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
             })
             .collect(),
         routes: cfg.routes.clone(),
-        neighbours: cfg.neighbours.iter().map(|n| (n.port, n.ip, n.mac)).collect(),
+        neighbours: cfg
+            .neighbours
+            .iter()
+            .map(|n| (n.port, n.ip, n.mac))
+            .collect(),
         route_capacity: cfg.limits.routes,
         neighbour_capacity: cfg.limits.neighbours,
         neighbour_ttl_ns: cfg.limits.neighbour_ttl_s * 1_000_000_000,
@@ -130,8 +137,14 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
         let mut rx = Vec::new();
         let mut tx = Vec::new();
         for p in &mut ports {
-            rx.push(p.take_rx_queue(q as u16).context("rx queue already taken")?);
-            tx.push(p.take_tx_queue(q as u16).context("tx queue already taken")?);
+            rx.push(
+                p.take_rx_queue(q as u16)
+                    .context("rx queue already taken")?,
+            );
+            tx.push(
+                p.take_tx_queue(q as u16)
+                    .context("tx queue already taken")?,
+            );
         }
         workers.push(Worker {
             lcore,
@@ -235,7 +248,10 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
         warn!("EAL cleanup: {e}");
     }
     if free != pool_size {
-        eprintln!("error: {} mbufs were not returned to the pool", pool_size.saturating_sub(free));
+        eprintln!(
+            "error: {} mbufs were not returned to the pool",
+            pool_size.saturating_sub(free)
+        );
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
@@ -257,8 +273,7 @@ fn control_loop(
 ) -> Result<()> {
     let path = &cfg.control_socket;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {

@@ -151,13 +151,7 @@ fn flush(txq: &mut TxQueue, buf: &mut TxBuf, port: u16, counters: &CoreCounters)
 }
 
 /// Queues `m` for `port`, draining first when the buffer is full.
-fn enqueue(
-    txq: &mut [TxQueue],
-    bufs: &mut [TxBuf],
-    port: u16,
-    m: Mbuf,
-    counters: &CoreCounters,
-) {
+fn enqueue(txq: &mut [TxQueue], bufs: &mut [TxBuf], port: u16, m: Mbuf, counters: &CoreCounters) {
     let (Some(q), Some(b)) = (txq.get_mut(port as usize), bufs.get_mut(port as usize)) else {
         counters.drop(DropReason::BadPort);
         return;
