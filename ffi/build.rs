@@ -1,1 +1,2 @@
+//! Build script placeholder (replaced by the bindgen build).
 fn main() {}
