@@ -41,7 +41,7 @@ router_config() {
   cat > "$1" <<CFG
 [engine]
 role = "router"
-eal_args = ["--no-pci", "--in-memory", "--no-huge", "-m", "512", "-l", "${AVES_LCORE:-1}", "--file-prefix", "${P}r", "--log-level", "lib.eal:notice"]
+eal_args = ["--no-pci", "--no-huge", "--no-shconf", "-m", "512", "-l", "${AVES_LCORE:-1}", "--file-prefix", "${P}r", "--log-level", "lib.eal:notice"]
 mbufs = 8191
 idle = { mode = "sleep", after_empty_polls = 256, max_sleep_us = 200 }
 

@@ -664,7 +664,7 @@ mod tests {
     const GOOD: &str = r#"
 [engine]
 role = "router"
-eal_args = ["--no-pci", "--in-memory", "--no-huge", "-m", "512", "-l", "1"]
+eal_args = ["--no-pci", "--no-huge", "--no-shconf", "-m", "512", "-l", "1"]
 idle = { mode = "sleep", after_empty_polls = 64, max_sleep_us = 200 }
 
 [control]

@@ -1,0 +1,48 @@
+/*
+ * aves shim: exported wrappers for DPDK's static-inline functions, which bindgen
+ * cannot link to. Each is a one-line forward; see shim.c.
+ */
+#ifndef AVES_SHIM_H
+#define AVES_SHIM_H
+
+#include <stdint.h>
+#include <rte_config.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_cycles.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+int aves_errno(void);
+unsigned aves_lcore_id(void);
+uint64_t aves_rdtsc(void);
+
+uint16_t aves_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+uint16_t aves_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+
+struct rte_mbuf *aves_pktmbuf_alloc(struct rte_mempool *mp);
+void aves_pktmbuf_free(struct rte_mbuf *m);
+char *aves_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
+char *aves_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
+char *aves_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
+int aves_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+uint8_t *aves_mbuf_data(struct rte_mbuf *m);
+uint16_t aves_mbuf_data_len(const struct rte_mbuf *m);
+uint32_t aves_mbuf_pkt_len(const struct rte_mbuf *m);
+uint16_t aves_mbuf_nb_segs(const struct rte_mbuf *m);
+uint16_t aves_mbuf_headroom(const struct rte_mbuf *m);
+uint16_t aves_mbuf_tailroom(const struct rte_mbuf *m);
+
+unsigned aves_ring_enqueue(struct rte_ring *r, void *obj);
+unsigned aves_ring_dequeue(struct rte_ring *r, void **obj);
+unsigned aves_ring_count(const struct rte_ring *r);
+
+
+
+/* Link status without touching rte_eth_link's bitfields from Rust. */
+int aves_link(uint16_t port, uint32_t *speed_mbps, int *up, int *full_duplex);
+#endif

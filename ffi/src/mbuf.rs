@@ -1,0 +1,360 @@
+//! Mempools, the owning [`Mbuf`] and [`Burst`], a fixed array of owned mbufs.
+
+use crate::{raw, DpdkError};
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+/// Packets per rx/tx burst (DPDK examples' `MAX_PKT_BURST`).
+pub const BURST_SIZE: usize = 32;
+
+/// A packet-mbuf pool (`rte_pktmbuf_pool_create`). Thread-safe: DPDK's default ring
+/// mempool is multi-producer/multi-consumer, with a per-lcore cache on EAL threads.
+#[derive(Debug)]
+pub struct Mempool {
+    ptr: NonNull<raw::rte_mempool>,
+    size: u32,
+}
+
+// SAFETY: rte_mempool's get/put are thread-safe (MP/MC ring ops); the pointer is only
+// freed in Drop, when no other reference to the Mempool exists.
+unsafe impl Send for Mempool {}
+// SAFETY: as above: every method is safe to call concurrently.
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// Creates a pool of `n` mbufs with a per-lcore `cache`, each with `data_room` bytes
+    /// (including `RTE_PKTMBUF_HEADROOM`), on NUMA `socket` (-1: any).
+    pub fn new(
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<Mempool, DpdkError> {
+        let op = || format!("rte_pktmbuf_pool_create({name}, n={n}, cache={cache})");
+        let c = CString::new(name).map_err(|_| DpdkError::invalid(op(), "NUL in name"))?;
+        // SAFETY: c is a valid C string; the other arguments are plain values.
+        let p = unsafe { raw::rte_pktmbuf_pool_create(c.as_ptr(), n, cache, 0, data_room, socket) };
+        match NonNull::new(p) {
+            Some(ptr) => {
+                crate::object_created();
+                Ok(Mempool { ptr, size: n })
+            }
+            None => Err(DpdkError::last(op())),
+        }
+    }
+
+    /// Allocates one mbuf (reset, empty, with headroom). None when the pool is empty.
+    #[inline]
+    pub fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: self.ptr is a live pktmbuf pool.
+        let m = unsafe { raw::aves_pktmbuf_alloc(self.ptr.as_ptr()) };
+        NonNull::new(m).map(Mbuf)
+    }
+
+    /// Mbufs currently in the pool (including per-lcore caches).
+    pub fn avail_count(&self) -> u32 {
+        // SAFETY: self.ptr is live.
+        unsafe { raw::rte_mempool_avail_count(self.ptr.as_ptr()) }
+    }
+
+    /// The pool's size.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut raw::rte_mempool {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // Freeing a pool whose mbufs are still out would leave them dangling: leak instead.
+        if self.avail_count() == self.size {
+            // SAFETY: every mbuf is back in the pool, and nothing else holds the pointer.
+            unsafe { raw::rte_mempool_free(self.ptr.as_ptr()) };
+            crate::object_freed();
+        }
+    }
+}
+
+/// An owned single packet buffer; freed to its pool on drop.
+///
+/// Only the first segment is exposed as bytes ([`Mbuf::data`]); aves configures ports
+/// without scatter, so received packets are single-segment ([`Mbuf::is_contiguous`]).
+#[derive(Debug)]
+pub struct Mbuf(NonNull<raw::rte_mbuf>);
+
+// SAFETY: an Mbuf is uniquely owned; moving it to another thread moves ownership, and
+// freeing from any thread is allowed by DPDK mempools.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// The packet bytes of the first segment.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: the mbuf is live and owned; mtod points at data_len initialised bytes
+        // inside the mbuf's buffer, which lives as long as &self.
+        unsafe {
+            let p = raw::aves_mbuf_data(self.0.as_ptr());
+            let n = raw::aves_mbuf_data_len(self.0.as_ptr());
+            std::slice::from_raw_parts(p, usize::from(n))
+        }
+    }
+
+    /// The packet bytes of the first segment, mutable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and &mut self guarantees exclusive access.
+        unsafe {
+            let p = raw::aves_mbuf_data(self.0.as_ptr());
+            let n = raw::aves_mbuf_data_len(self.0.as_ptr());
+            std::slice::from_raw_parts_mut(p, usize::from(n))
+        }
+    }
+
+    /// Length of the first segment.
+    #[inline]
+    pub fn len(&self) -> usize {
+        // SAFETY: the mbuf is live.
+        usize::from(unsafe { raw::aves_mbuf_data_len(self.0.as_ptr()) })
+    }
+
+    /// True when the first segment is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Total packet length over all segments.
+    pub fn pkt_len(&self) -> usize {
+        // SAFETY: the mbuf is live.
+        unsafe { raw::aves_mbuf_pkt_len(self.0.as_ptr()) as usize }
+    }
+
+    /// True when the packet is a single segment (all of it is in [`Mbuf::data`]).
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        // SAFETY: the mbuf is live.
+        unsafe { raw::aves_mbuf_nb_segs(self.0.as_ptr()) == 1 }
+    }
+
+    /// Bytes free before the data.
+    pub fn headroom(&self) -> usize {
+        // SAFETY: the mbuf is live.
+        usize::from(unsafe { raw::aves_mbuf_headroom(self.0.as_ptr()) })
+    }
+
+    /// Bytes free after the data in the last segment.
+    pub fn tailroom(&self) -> usize {
+        // SAFETY: the mbuf is live.
+        usize::from(unsafe { raw::aves_mbuf_tailroom(self.0.as_ptr()) })
+    }
+
+    /// Grows the packet at the front by `n` bytes. False (unchanged) without headroom.
+    #[inline]
+    pub fn prepend(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: the mbuf is live and ours; prepend checks the headroom itself.
+        !unsafe { raw::aves_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
+    }
+
+    /// Removes `n` bytes from the front. False (unchanged) if the segment is shorter.
+    #[inline]
+    pub fn adj(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: the mbuf is live and ours; adj checks the length itself.
+        !unsafe { raw::aves_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+    }
+
+    /// Grows the packet at the end by `n` bytes (uninitialised in DPDK's eyes; the bytes
+    /// are whatever the buffer held). False (unchanged) without tailroom.
+    #[inline]
+    pub fn append(&mut self, n: usize) -> bool {
+        if !self.is_contiguous() {
+            return false;
+        }
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: the mbuf is live and ours; append checks the tailroom itself.
+        !unsafe { raw::aves_pktmbuf_append(self.0.as_ptr(), n) }.is_null()
+    }
+
+    /// Removes `n` bytes from the end. False (unchanged) if the last segment is shorter.
+    #[inline]
+    pub fn trim(&mut self, n: usize) -> bool {
+        if !self.is_contiguous() {
+            return false;
+        }
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: the mbuf is live and ours; trim checks the length itself.
+        unsafe { raw::aves_pktmbuf_trim(self.0.as_ptr(), n) == 0 }
+    }
+
+    /// Gives up ownership: the caller must free the pointer (or hand it to DPDK).
+    pub(crate) fn into_raw(self) -> *mut raw::rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `p` must be a live mbuf that nothing else owns.
+    pub(crate) unsafe fn from_raw(p: NonNull<raw::rte_mbuf>) -> Mbuf {
+        Mbuf(p)
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; after this nothing refers to it.
+        unsafe { raw::aves_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+/// Up to [`BURST_SIZE`] owned mbufs in a C array, ready for rx/tx burst calls.
+/// Whatever is still in it when dropped is freed.
+#[derive(Debug)]
+pub struct Burst {
+    ptrs: [*mut raw::rte_mbuf; BURST_SIZE],
+    len: usize,
+}
+
+// SAFETY: the burst owns its mbufs exclusively (as Mbuf does).
+unsafe impl Send for Burst {}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Burst::new()
+    }
+}
+
+impl Burst {
+    /// An empty burst.
+    pub fn new() -> Burst {
+        Burst {
+            ptrs: [std::ptr::null_mut(); BURST_SIZE],
+            len: 0,
+        }
+    }
+
+    /// Number of mbufs held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when it holds [`BURST_SIZE`] mbufs.
+    pub fn is_full(&self) -> bool {
+        self.len == BURST_SIZE
+    }
+
+    /// Appends `m`; gives it back when full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == BURST_SIZE {
+            return Err(m);
+        }
+        self.ptrs[self.len] = m.into_raw();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes the last mbuf.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        let p = std::mem::replace(&mut self.ptrs[self.len], std::ptr::null_mut());
+        // SAFETY: slots below len hold owned, live mbufs; this one leaves the burst.
+        NonNull::new(p).map(|p| unsafe { Mbuf::from_raw(p) })
+    }
+
+    /// Takes every mbuf out, front to back. Mbufs the iterator did not yield are freed
+    /// when it is dropped.
+    pub fn drain(&mut self) -> Drain<'_> {
+        let len = self.len;
+        self.len = 0;
+        Drain {
+            burst: self,
+            next: 0,
+            end: len,
+        }
+    }
+
+    /// The free tail of the array, for rx_burst to fill.
+    pub(crate) fn spare(&mut self) -> (*mut *mut raw::rte_mbuf, u16) {
+        let n = (BURST_SIZE - self.len) as u16;
+        (self.ptrs[self.len..].as_mut_ptr(), n)
+    }
+
+    /// Records that `n` more slots (after the current ones) were filled by DPDK.
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.len = (self.len + n).min(BURST_SIZE);
+    }
+
+    /// The filled part, for tx_burst.
+    pub(crate) fn filled_ptr(&mut self) -> (*mut *mut raw::rte_mbuf, u16) {
+        (self.ptrs.as_mut_ptr(), self.len as u16)
+    }
+
+    /// Records that the first `n` mbufs were taken by DPDK: the rest move to the front.
+    pub(crate) fn consumed(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.ptrs.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
+    }
+}
+
+/// Iterator of [`Burst::drain`].
+#[derive(Debug)]
+pub struct Drain<'a> {
+    burst: &'a mut Burst,
+    next: usize,
+    end: usize,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        while self.next < self.end {
+            let p = std::mem::replace(&mut self.burst.ptrs[self.next], std::ptr::null_mut());
+            self.next += 1;
+            if let Some(p) = NonNull::new(p) {
+                // SAFETY: the slot held an owned, live mbuf, now taken out of the burst.
+                return Some(unsafe { Mbuf::from_raw(p) });
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        for m in self.by_ref() {
+            drop(m);
+        }
+    }
+}
