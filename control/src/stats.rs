@@ -107,8 +107,8 @@ mod tests {
         a.rx(0, 100);
         b.rx(0, 50);
         b.tx(1, 70);
-        a.drop(DropReason::NoRoute);
-        b.drop(DropReason::NoRoute);
+        a.count_drop(DropReason::NoRoute);
+        b.count_drop(DropReason::NoRoute);
         b.events.icmp_sent.inc();
         let t = sum(&[a, b], 2);
         assert_eq!(t.ports[0].rx_packets, 2);

@@ -92,7 +92,9 @@ impl Ipv4Cidr {
     pub const fn addr(&self) -> Ipv4Addr {
         self.addr
     }
-    /// The prefix length, 0..=32.
+    /// The prefix length, 0..=32. (A prefix length, not a collection size: there is no
+    /// `is_empty`.)
+    #[allow(clippy::len_without_is_empty)]
     pub const fn len(&self) -> u8 {
         self.len
     }

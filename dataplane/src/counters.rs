@@ -194,7 +194,7 @@ impl Default for CoreCounters {
 impl CoreCounters {
     /// Counts one drop.
     #[inline(always)]
-    pub fn drop(&self, reason: DropReason) {
+    pub fn count_drop(&self, reason: DropReason) {
         self.drops[reason as usize].inc();
     }
     /// The count for one drop reason.
@@ -241,7 +241,7 @@ mod tests {
         c.rx(0, 40);
         c.tx(1, 10);
         c.rx(200, 1);
-        c.drop(DropReason::NoRoute);
+        c.count_drop(DropReason::NoRoute);
         assert_eq!(c.ports[0].rx_packets.get(), 2);
         assert_eq!(c.ports[0].rx_bytes.get(), 100);
         assert_eq!(c.ports[1].tx_bytes.get(), 10);

@@ -141,7 +141,7 @@ fn flush(txq: &mut TxQueue, buf: &mut TxBuf, port: u16, counters: &CoreCounters)
     let mut unsent_bytes = 0u64;
     while let Some(m) = buf.burst.pop() {
         unsent_bytes += m.len() as u64;
-        counters.drop(DropReason::TxFull);
+        counters.count_drop(DropReason::TxFull);
     }
     if let Some(p) = counters.ports.get(port as usize) {
         p.tx_packets.add(sent as u64);
@@ -153,7 +153,7 @@ fn flush(txq: &mut TxQueue, buf: &mut TxBuf, port: u16, counters: &CoreCounters)
 /// Queues `m` for `port`, draining first when the buffer is full.
 fn enqueue(txq: &mut [TxQueue], bufs: &mut [TxBuf], port: u16, m: Mbuf, counters: &CoreCounters) {
     let (Some(q), Some(b)) = (txq.get_mut(port as usize), bufs.get_mut(port as usize)) else {
-        counters.drop(DropReason::BadPort);
+        counters.count_drop(DropReason::BadPort);
         return;
     };
     if b.burst.is_full() {
@@ -162,7 +162,7 @@ fn enqueue(txq: &mut [TxQueue], bufs: &mut [TxBuf], port: u16, m: Mbuf, counters
     let len = m.len() as u64;
     match b.burst.push(m) {
         Ok(()) => b.bytes += len,
-        Err(_m) => counters.drop(DropReason::TxFull),
+        Err(_m) => counters.count_drop(DropReason::TxFull),
     }
 }
 
@@ -177,7 +177,7 @@ fn send_arp_request(
     counters: &CoreCounters,
 ) {
     let Some(mut m) = pool.alloc() else {
-        counters.drop(DropReason::NoMbuf);
+        counters.count_drop(DropReason::NoMbuf);
         return;
     };
     if router.build_arp_request(&mut m, port, target) {
@@ -200,7 +200,7 @@ impl PendingSink<Mbuf> for Sink<'_> {
     }
     fn expired(&mut self, buf: Mbuf) {
         drop(buf);
-        self.counters.drop(DropReason::NeighbourTimeout);
+        self.counters.count_drop(DropReason::NeighbourTimeout);
     }
     fn request(&mut self, port: u16, next_hop: Ipv4Addr) {
         send_arp_request(
@@ -294,18 +294,18 @@ impl Worker {
                                 Ok(false) => {}
                                 Err(m) => {
                                     drop(m);
-                                    counters.drop(DropReason::NeighbourQueueFull);
+                                    counters.count_drop(DropReason::NeighbourQueueFull);
                                 }
                             }
                         }
                         Verdict::Drop(reason) => {
                             drop(m);
-                            counters.drop(reason);
+                            counters.count_drop(reason);
                         }
                         Verdict::Punt => {
                             // The router role punts nothing; count it rather than leak.
                             drop(m);
-                            counters.drop(DropReason::LocalUnhandled);
+                            counters.count_drop(DropReason::LocalUnhandled);
                         }
                     }
                 }
@@ -356,7 +356,7 @@ impl Worker {
         }
         pending.drain(|m| {
             drop(m);
-            counters.drop(DropReason::NeighbourTimeout);
+            counters.count_drop(DropReason::NeighbourTimeout);
         });
         if let Some(a) = unsent_ack.take() {
             let _ = acks.send(a);
