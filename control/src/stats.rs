@@ -35,9 +35,10 @@ pub struct Totals {
     pub events: Vec<(&'static str, u64)>,
 }
 
-fn events_of(e: &EventCounters) -> [(&'static str, u64); 7] {
+fn events_of(e: &EventCounters) -> [(&'static str, u64); 8] {
     [
         ("icmp_sent", e.icmp_sent.get()),
+        ("icmp_suppressed", e.icmp_suppressed.get()),
         ("arp_replies_sent", e.arp_replies_sent.get()),
         ("arp_requests_sent", e.arp_requests_sent.get()),
         ("neighbours_learned", e.neighbours_learned.get()),

@@ -78,11 +78,14 @@ pub enum DropReason {
     TxFull,
     /// No mbuf could be allocated for a packet the engine had to create.
     NoMbuf,
-    /// Would have sent an ICMP error about an ICMP error, a fragment or a broadcast
-    /// (RFC 1812 §4.3.2.7): dropped silently.
+    /// An ICMP error was due but could not be built (no headroom in the buffer). (Errors
+    /// that RFC 1812 §4.3.2.7 forbids or the rate limit holds back are not drops: they
+    /// count in `EventCounters::icmp_suppressed`.)
     IcmpErrorSuppressed,
     /// Egress port index outside the configured ports.
     BadPort,
+    /// A multi-segment mbuf (a frame larger than one mbuf; ports run without scatter).
+    Segmented,
 }
 
 impl DropReason {
@@ -90,7 +93,7 @@ impl DropReason {
     pub const COUNT: usize = DropReason::ALL.len();
 
     /// Every reason, in discriminant order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Truncated,
         DropReason::UnsupportedEtherType,
         DropReason::NotForUs,
@@ -110,6 +113,7 @@ impl DropReason {
         DropReason::NoMbuf,
         DropReason::IcmpErrorSuppressed,
         DropReason::BadPort,
+        DropReason::Segmented,
     ];
 
     /// The metric label: lower snake case, stable.
@@ -134,6 +138,7 @@ impl DropReason {
             DropReason::NoMbuf => "no_mbuf",
             DropReason::IcmpErrorSuppressed => "icmp_error_suppressed",
             DropReason::BadPort => "bad_port",
+            DropReason::Segmented => "segmented",
         }
     }
 }
@@ -156,6 +161,8 @@ pub struct PortCounters {
 pub struct EventCounters {
     /// ICMP messages the engine generated (echo replies and errors).
     pub icmp_sent: Counter,
+    /// ICMP errors not sent: RFC 1812 §4.3.2.7 forbids them, or the rate limit hit.
+    pub icmp_suppressed: Counter,
     /// ARP replies sent for owned addresses.
     pub arp_replies_sent: Counter,
     /// ARP requests sent to resolve next hops.

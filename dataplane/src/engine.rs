@@ -281,7 +281,12 @@ impl Worker {
                 let n = rxq.rx_burst(&mut rx_burst);
                 received += n;
                 for mut m in rx_burst.drain() {
-                    counters.rx(in_port, m.len());
+                    counters.rx(in_port, m.pkt_len());
+                    if !m.is_contiguous() {
+                        drop(m);
+                        counters.count_drop(DropReason::Segmented);
+                        continue;
+                    }
                     match router.process(&mut m, in_port, now, &counters) {
                         Verdict::Forward { port } => {
                             enqueue(&mut tx, &mut bufs, port, m, &counters);
@@ -302,6 +307,7 @@ impl Worker {
                             drop(m);
                             counters.count_drop(reason);
                         }
+                        Verdict::Consumed => drop(m),
                         Verdict::Punt => {
                             // The router role punts nothing; count it rather than leak.
                             drop(m);

@@ -22,6 +22,9 @@ pub enum Verdict {
     },
     /// Hand the packet to the control thread (not used by the router role).
     Punt,
+    /// The packet did its job here (e.g. an ARP reply that taught us a neighbour):
+    /// free it without counting a drop.
+    Consumed,
     /// Free the buffer and count the reason. (If the pipeline also answered with an
     /// ICMP error, it did so by turning this buffer into the error and returning
     /// `Forward`; the drop reason is then counted by the pipeline itself.)
