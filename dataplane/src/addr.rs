@@ -93,6 +93,8 @@ impl Ipv4Cidr {
         self.addr
     }
     /// The prefix length, 0..=32.
+    // A prefix length, not a container size: an `is_empty` would mean nothing.
+    #[allow(clippy::len_without_is_empty)]
     pub const fn len(&self) -> u8 {
         self.len
     }
