@@ -990,6 +990,27 @@ mod tests {
     }
 
     #[test]
+    fn expired_packets_free_their_request_record() {
+        let mut q = PendingQueue::new(2, 100, 1000);
+        let mut rec = Recorder::default();
+        let mut now = 0;
+        // Many unresolvable next hops in turn: records must not pile up and fill the queue.
+        for i in 0..20u8 {
+            let nh = Ipv4Addr::new(10, 0, 0, i);
+            assert_eq!(q.push(frame(i), 0, nh, now), Ok(true), "{i}");
+            now += 100;
+            q.poll(none, now, &mut rec);
+            assert!(q.is_empty());
+            // A new packet for the same next hop asks again at once (well within retry).
+            assert_eq!(q.push(frame(i), 0, nh, now), Ok(true), "{i}");
+            now += 100;
+            q.poll(none, now, &mut rec);
+        }
+        assert_eq!(rec.expired.len(), 40);
+        assert!(q.requests.len() == 0 && rec.requests.is_empty());
+    }
+
+    #[test]
     fn requests_are_paced_per_next_hop() {
         let a = ip("192.0.2.1");
         let b = ip("192.0.2.2");
