@@ -17,7 +17,7 @@
 //! releases packets in arrival order once the next hop resolves, and never loses one:
 //! every packet pushed leaves through exactly one of `ready`, `expired` or `drain`.
 //!
-//! Both tables key on (port, IPv4 address) through [`FixedMap`], an open-addressing hash
+//! Both tables key on (port, IPv4 address) through `FixedMap`, an open-addressing hash
 //! table with linear probing over a power-of-two array at most half full. Deletion uses
 //! backward shifting (Knuth, TAOCP vol. 3 §6.4, Algorithm R) instead of tombstones, so
 //! probe sequences never lengthen with churn and a miss stops at the first empty slot.
@@ -398,7 +398,7 @@ fn retry_due(last_ns: u64, now_ns: u64, retry_ns: u64) -> bool {
 
 /// Packets waiting for their next hop's MAC. Fixed capacity, allocated once.
 ///
-/// Invariants: `parked.len() <= capacity`; one [`Request`] record exists per distinct
+/// Invariants: `parked.len() <= capacity`; one `Request` record exists per distinct
 /// (port, next hop) among the parked packets, counting them; `spare` is empty between
 /// calls. Packets are kept in arrival order.
 #[derive(Debug)]
