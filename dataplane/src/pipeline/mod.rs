@@ -5,4 +5,5 @@
 //! returns a [`crate::verdict::Verdict`]. It never allocates, locks, panics or calls DPDK.
 
 pub mod neighbour;
+pub mod route;
 pub mod router;
