@@ -8,6 +8,7 @@
 //! `Repr` types hold a header's meaning; `parse` and `emit` are exact inverses for
 //! every `Repr` that `parse` can return (tested by round trips).
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 
