@@ -11,6 +11,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmpv4;
 pub mod ipv4;
 
 /// Why a view or `Repr` refused some bytes.
