@@ -8,7 +8,12 @@
 //! `Repr` types hold a header's meaning; `parse` and `emit` are exact inverses for
 //! every `Repr` that `parse` can return (tested by round trips).
 
+pub mod arp;
 pub mod checksum;
+pub mod ethernet;
+pub mod icmpv4;
+pub mod ipv4;
+pub mod udp;
 
 /// Why a view or `Repr` refused some bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
