@@ -271,7 +271,12 @@ impl Router {
     /// buffer with tailroom), padded to the 60-byte Ethernet minimum. The sender address
     /// is the port's address on `target`'s subnet, else its first address. Returns false
     /// (buffer unchanged or partly grown, to be freed) if it cannot.
-    pub fn build_arp_request<B: PacketBuf>(&self, buf: &mut B, port: u16, target: Ipv4Addr) -> bool {
+    pub fn build_arp_request<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        port: u16,
+        target: Ipv4Addr,
+    ) -> bool {
         let Some(p) = self.ports.get(usize::from(port)) else {
             return false;
         };
@@ -364,7 +369,11 @@ impl Router {
             && valid_source(req.sender_ip)
             && !req.sender_mac.is_multicast()
             && req.sender_mac != MacAddr::ZERO
-            && (for_us || self.neighbours.lookup(in_port, req.sender_ip, now_ns).is_some())
+            && (for_us
+                || self
+                    .neighbours
+                    .lookup(in_port, req.sender_ip, now_ns)
+                    .is_some())
         {
             if let Ok(changed) =
                 self.neighbours
@@ -493,7 +502,12 @@ impl Router {
     }
 
     /// Addressed to one of our addresses: answer echo requests, drop the rest.
-    fn local<B: PacketBuf>(&mut self, buf: &mut B, now_ns: u64, counters: &CoreCounters) -> Verdict {
+    fn local<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        now_ns: u64,
+        counters: &CoreCounters,
+    ) -> Verdict {
         let Some(body) = buf.data_mut().get_mut(ETH..) else {
             return Verdict::Drop(DropReason::Truncated);
         };
@@ -627,7 +641,13 @@ impl Router {
 
     /// Sets the Ethernet addresses for `port` and `next_hop`; `Resolve` if its MAC is
     /// not known yet.
-    fn send<B: PacketBuf>(&self, buf: &mut B, port: u16, next_hop: Ipv4Addr, now_ns: u64) -> Verdict {
+    fn send<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        port: u16,
+        next_hop: Ipv4Addr,
+        now_ns: u64,
+    ) -> Verdict {
         let Some(p) = self.ports.get(usize::from(port)) else {
             return Verdict::Drop(DropReason::BadPort);
         };
@@ -639,6 +659,582 @@ impl Router {
                 Verdict::Forward { port }
             }
             None => Verdict::Resolve { port, next_hop },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::VecBuf;
+    use crate::wire::checksum;
+    use crate::wire::icmpv4::Icmpv4Repr;
+    use proptest::prelude::*;
+
+    const MAC_A: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xa]);
+    const MAC_B: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xb]);
+    const HOST_A: MacAddr = MacAddr([0x02, 0, 0, 0, 1, 0xa]);
+    const HOST_B: MacAddr = MacAddr([0x02, 0, 0, 0, 1, 0xb]);
+    const GW: MacAddr = MacAddr([0x02, 0, 0, 0, 2, 0x1]);
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn cfg() -> RouterConfig {
+        RouterConfig {
+            ports: vec![
+                PortConfig {
+                    mac: MAC_A,
+                    addrs: vec!["10.1.0.1/24".parse().unwrap()],
+                    pools: vec![],
+                    mtu: 1500,
+                },
+                PortConfig {
+                    mac: MAC_B,
+                    addrs: vec!["10.2.0.1/24".parse().unwrap()],
+                    pools: vec!["10.2.0.100-10.2.0.149".parse().unwrap()],
+                    mtu: 1400,
+                },
+            ],
+            routes: vec![Route {
+                prefix: "10.9.0.0/16".parse().unwrap(),
+                via: Some(ip("10.2.0.254")),
+                port: 1,
+            }],
+            neighbours: vec![(0, ip("10.1.0.2"), HOST_A), (1, ip("10.2.0.2"), HOST_B)],
+            route_capacity: 16,
+            neighbour_capacity: 16,
+            neighbour_ttl_ns: 60_000_000_000,
+        }
+    }
+
+    fn router() -> Router {
+        Router::new(&cfg()).unwrap()
+    }
+
+    /// An Ethernet + IPv4 frame with `payload` as the IP payload.
+    fn ipv4_frame(
+        dst_mac: MacAddr,
+        src: &str,
+        dst: &str,
+        ttl: u8,
+        proto: u8,
+        df: bool,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut v = vec![0u8; ETH + 20 + payload.len()];
+        let mut f = ethernet::Frame::new_unchecked(&mut v[..]);
+        f.set_dst(dst_mac);
+        f.set_src(HOST_A);
+        f.set_ethertype(ethernet::ethertype::IPV4);
+        ipv4::Ipv4Repr {
+            src: ip(src),
+            dst: ip(dst),
+            protocol: proto,
+            payload_len: payload.len() as u16,
+            ttl,
+            dscp_ecn: 0,
+            ident: 0x1234,
+            dont_frag: df,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut v[ETH..]));
+        v[ETH + 20..].copy_from_slice(payload);
+        v
+    }
+
+    fn echo_request(data: &[u8]) -> Vec<u8> {
+        let r = Icmpv4Repr::EchoRequest {
+            ident: 7,
+            seq_no: 3,
+            data,
+        };
+        let mut v = vec![0u8; r.buffer_len()];
+        r.emit(&mut icmpv4::Packet::new_unchecked(&mut v[..]));
+        v
+    }
+
+    fn run(r: &mut Router, frame: &[u8], port: u16) -> (Verdict, VecBuf, CoreCounters) {
+        let c = CoreCounters::default();
+        let mut b = VecBuf::from_slice(frame);
+        let v = r.process(&mut b, port, 1_000, &c);
+        (v, b, c)
+    }
+
+    fn arp_frame(op: u16, sender_ip: &str, target_ip: &str, dst: MacAddr) -> Vec<u8> {
+        let mut v = vec![0u8; 60];
+        let mut f = ethernet::Frame::new_unchecked(&mut v[..]);
+        f.set_dst(dst);
+        f.set_src(HOST_A);
+        f.set_ethertype(ethernet::ethertype::ARP);
+        arp::ArpRepr {
+            op,
+            sender_mac: HOST_A,
+            sender_ip: ip(sender_ip),
+            target_mac: if op == arp::op::REPLY {
+                MAC_A
+            } else {
+                MacAddr::ZERO
+            },
+            target_ip: ip(target_ip),
+        }
+        .emit(&mut arp::Packet::new_unchecked(&mut v[ETH..ETH + 28]));
+        v
+    }
+
+    fn parse_arp(b: &VecBuf) -> arp::ArpRepr {
+        arp::ArpRepr::parse(&arp::Packet::new_checked(&b.data()[ETH..]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn answers_arp_for_interface_and_pool_addresses() {
+        let mut r = router();
+        let (v, b, c) = run(
+            &mut r,
+            &arp_frame(1, "10.1.0.7", "10.1.0.1", MacAddr::BROADCAST),
+            0,
+        );
+        assert_eq!(v, Verdict::Forward { port: 0 });
+        let f = ethernet::Frame::new_checked(b.data()).unwrap();
+        assert_eq!((f.dst(), f.src()), (HOST_A, MAC_A));
+        let a = parse_arp(&b);
+        assert_eq!(a.op, arp::op::REPLY);
+        assert_eq!((a.sender_mac, a.sender_ip), (MAC_A, ip("10.1.0.1")));
+        assert_eq!((a.target_mac, a.target_ip), (HOST_A, ip("10.1.0.7")));
+        assert_eq!(c.events.arp_replies_sent.get(), 1);
+        // The asker was learned (RFC 826 merge: the request was for us).
+        assert_eq!(r.neighbour(0, ip("10.1.0.7"), 2_000), Some(HOST_A));
+
+        // A pool address on port 1 answers for itself; not on port 0.
+        let mut req = arp_frame(1, "10.2.0.7", "10.2.0.120", MacAddr::BROADCAST);
+        let (v, b, _) = run(&mut r, &req, 1);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        assert_eq!(parse_arp(&b).sender_ip, ip("10.2.0.120"));
+        assert_eq!(parse_arp(&b).sender_mac, MAC_B);
+        let (v, _, _) = run(&mut r, &req, 0);
+        assert_eq!(v, Verdict::Drop(DropReason::ArpIgnored));
+        // Outside the pool: ignored.
+        req = arp_frame(1, "10.2.0.7", "10.2.0.150", MacAddr::BROADCAST);
+        assert_eq!(
+            run(&mut r, &req, 1).0,
+            Verdict::Drop(DropReason::ArpIgnored)
+        );
+    }
+
+    #[test]
+    fn arp_reply_teaches_a_neighbour_and_junk_is_counted() {
+        let mut r = router();
+        assert_eq!(r.neighbour(0, ip("10.1.0.9"), 0), None);
+        let (v, _, c) = run(&mut r, &arp_frame(2, "10.1.0.9", "10.1.0.1", MAC_A), 0);
+        assert_eq!(v, Verdict::Consumed);
+        assert_eq!(c.events.neighbours_learned.get(), 1);
+        assert_eq!(r.neighbour(0, ip("10.1.0.9"), 2_000), Some(HOST_A));
+        // Off-link sender: not learned.
+        let (v, _, _) = run(&mut r, &arp_frame(2, "10.7.0.9", "10.1.0.1", MAC_A), 0);
+        assert_eq!(v, Verdict::Drop(DropReason::ArpIgnored));
+        assert_eq!(r.neighbour(0, ip("10.7.0.9"), 2_000), None);
+        // Wrong hardware type.
+        let mut bad = arp_frame(1, "10.1.0.9", "10.1.0.1", MAC_A);
+        bad[ETH] = 9;
+        assert_eq!(
+            run(&mut r, &bad, 0).0,
+            Verdict::Drop(DropReason::ArpMalformed)
+        );
+        assert_eq!(
+            run(&mut r, &bad[..ETH + 10], 0).0,
+            Verdict::Drop(DropReason::ArpMalformed)
+        );
+    }
+
+    #[test]
+    fn ping_to_an_owned_address_is_answered_in_place() {
+        let mut r = router();
+        for target in ["10.1.0.1", "10.2.0.1", "10.2.0.130"] {
+            let f = ipv4_frame(
+                MAC_A,
+                "10.1.0.2",
+                target,
+                64,
+                1,
+                false,
+                &echo_request(b"hello"),
+            );
+            let (v, b, c) = run(&mut r, &f, 0);
+            assert_eq!(v, Verdict::Forward { port: 0 }, "{target}");
+            let eth = ethernet::Frame::new_checked(b.data()).unwrap();
+            assert_eq!((eth.src(), eth.dst()), (MAC_A, HOST_A));
+            let p = ipv4::Packet::new_checked(&b.data()[ETH..]).unwrap();
+            assert!(p.verify_checksum());
+            assert_eq!((p.src(), p.dst()), (ip(target), ip("10.1.0.2")));
+            let m = icmpv4::Packet::new_checked(p.payload()).unwrap();
+            assert_eq!(
+                Icmpv4Repr::parse(&m).unwrap(),
+                Icmpv4Repr::EchoReply {
+                    ident: 7,
+                    seq_no: 3,
+                    data: b"hello"
+                }
+            );
+            assert_eq!(c.events.icmp_sent.get(), 1);
+        }
+        // A bad ICMP checksum is not answered.
+        let mut e = echo_request(b"x");
+        e[2] ^= 0xff;
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.1.0.1", 64, 1, false, &e);
+        assert_eq!(
+            run(&mut r, &f, 0).0,
+            Verdict::Drop(DropReason::IcmpMalformed)
+        );
+        // UDP to us: not handled.
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.1.0.1", 64, 17, false, &[0; 8]);
+        assert_eq!(
+            run(&mut r, &f, 0).0,
+            Verdict::Drop(DropReason::LocalUnhandled)
+        );
+    }
+
+    #[test]
+    fn forwards_with_ttl_decrement_and_resolves_unknown_next_hops() {
+        let mut r = router();
+        let payload = [0x55u8; 100];
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 64, 17, false, &payload);
+        let (v, b, _) = run(&mut r, &f, 0);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        let eth = ethernet::Frame::new_checked(b.data()).unwrap();
+        assert_eq!((eth.src(), eth.dst()), (MAC_B, HOST_B));
+        let p = ipv4::Packet::new_checked(&b.data()[ETH..]).unwrap();
+        assert_eq!(p.ttl(), 63);
+        assert!(
+            p.verify_checksum(),
+            "RFC 1624 update keeps the checksum valid"
+        );
+        assert_eq!(p.payload(), &payload[..]);
+
+        // Unknown host on a connected subnet: resolve the destination itself.
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.77", 64, 17, false, &payload);
+        assert_eq!(
+            run(&mut r, &f, 0).0,
+            Verdict::Resolve {
+                port: 1,
+                next_hop: ip("10.2.0.77")
+            }
+        );
+        // Static route via a gateway: resolve the gateway.
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.9.3.4", 64, 17, false, &payload);
+        assert_eq!(
+            run(&mut r, &f, 0).0,
+            Verdict::Resolve {
+                port: 1,
+                next_hop: ip("10.2.0.254")
+            }
+        );
+        r.apply(
+            &Command::AddNeighbour {
+                port: 1,
+                ip: ip("10.2.0.254"),
+                mac: GW,
+            },
+            0,
+        )
+        .unwrap();
+        let (v, b, _) = run(&mut r, &f, 0);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        assert_eq!(ethernet::Frame::new_checked(b.data()).unwrap().dst(), GW);
+    }
+
+    /// Checks an ICMP error in `b`: addresses, type/code, checksums, and that it quotes
+    /// the start of `original` (the IP datagram as received).
+    fn check_error(b: &VecBuf, from: &str, to: &str, t: u8, code: u8, original: &[u8]) -> u16 {
+        let p = ipv4::Packet::new_checked(&b.data()[ETH..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!((p.src(), p.dst()), (ip(from), ip(to)));
+        assert_eq!(p.protocol(), ipv4::protocol::ICMP);
+        assert_eq!(usize::from(p.total_len()) + ETH, b.len());
+        assert!(usize::from(p.total_len()) <= 576, "RFC 1812 §4.3.2.3");
+        let m = icmpv4::Packet::new_checked(p.payload()).unwrap();
+        assert!(checksum::verify(p.payload()));
+        assert_eq!((m.msg_type(), m.code()), (t, code));
+        let q = m.data();
+        assert_eq!(q, &original[..q.len()]);
+        assert_eq!(q.len(), original.len().min(548));
+        m.next_hop_mtu()
+    }
+
+    #[test]
+    fn ttl_expiry_sends_time_exceeded_quoting_the_datagram() {
+        let mut r = router();
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 1, 17, false, &[7u8; 40]);
+        let (v, b, c) = run(&mut r, &f, 0);
+        assert_eq!(v, Verdict::Forward { port: 0 });
+        assert_eq!(
+            ethernet::Frame::new_checked(b.data()).unwrap().dst(),
+            HOST_A
+        );
+        check_error(&b, "10.1.0.1", "10.1.0.2", 11, 0, &f[ETH..]);
+        assert_eq!(c.drops_of(DropReason::TtlExceeded), 1);
+        assert_eq!(c.events.icmp_sent.get(), 1);
+
+        // A big datagram is quoted only up to 576 bytes in all.
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 1, 17, false, &[9u8; 1000]);
+        let (_, b, _) = run(&mut r, &f, 0);
+        check_error(&b, "10.1.0.1", "10.1.0.2", 11, 0, &f[ETH..]);
+        assert_eq!(b.len(), ETH + 576);
+    }
+
+    #[test]
+    fn no_route_and_frag_needed() {
+        let mut r = router();
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "192.0.2.1", 64, 17, false, &[1u8; 20]);
+        let (v, b, c) = run(&mut r, &f, 0);
+        assert_eq!(v, Verdict::Forward { port: 0 });
+        check_error(&b, "10.1.0.1", "10.1.0.2", 3, 0, &f[ETH..]);
+        assert_eq!(c.drops_of(DropReason::NoRoute), 1);
+
+        // Port 1 has MTU 1400: a 1450-byte DF datagram gets "fragmentation needed".
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 64, 17, true, &[1u8; 1430]);
+        let (v, b, c) = run(&mut r, &f, 0);
+        assert_eq!(v, Verdict::Forward { port: 0 });
+        assert_eq!(
+            check_error(&b, "10.1.0.1", "10.1.0.2", 3, 4, &f[ETH..]),
+            1400
+        );
+        assert_eq!(c.drops_of(DropReason::MtuExceeded), 1);
+        // Without DF: dropped (forwarding-time fragmentation is not done by the router).
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 64, 17, false, &[1u8; 1430]);
+        assert_eq!(run(&mut r, &f, 0).0, Verdict::Drop(DropReason::MtuExceeded));
+    }
+
+    #[test]
+    fn icmp_errors_are_suppressed_where_rfc1812_says() {
+        let mut r = router();
+        // About an ICMP error: no error back.
+        let mut err = [0u8; 36];
+        err[0] = icmpv4::msg::DST_UNREACHABLE;
+        let cs = checksum::checksum(&err);
+        err[2..4].copy_from_slice(&cs.to_be_bytes());
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 1, 1, false, &err);
+        let (v, _, c) = run(&mut r, &f, 0);
+        assert_eq!(v, Verdict::Drop(DropReason::TtlExceeded));
+        assert_eq!(c.events.icmp_suppressed.get(), 1);
+        assert_eq!(c.events.icmp_sent.get(), 0);
+        // About an echo request: yes.
+        let f = ipv4_frame(
+            MAC_A,
+            "10.1.0.2",
+            "10.2.0.2",
+            1,
+            1,
+            false,
+            &echo_request(b"a"),
+        );
+        assert_eq!(run(&mut r, &f, 0).0, Verdict::Forward { port: 0 });
+        // About a non-first fragment: no.
+        let mut f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 1, 17, false, &[0; 16]);
+        {
+            let mut p = ipv4::Packet::new_unchecked(&mut f[ETH..]);
+            p.set_flags_frag(false, false, 64);
+            p.fill_checksum();
+        }
+        assert_eq!(run(&mut r, &f, 0).0, Verdict::Drop(DropReason::TtlExceeded));
+    }
+
+    #[test]
+    fn icmp_errors_are_rate_limited() {
+        let mut r = router();
+        let f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 1, 17, false, &[0; 16]);
+        let c = CoreCounters::default();
+        let mut sent = 0;
+        for _ in 0..150 {
+            let mut b = VecBuf::from_slice(&f);
+            if let Verdict::Forward { .. } = r.process(&mut b, 0, 5_000, &c) {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, ICMP_ERROR_BURST);
+        assert_eq!(c.events.icmp_suppressed.get(), 150 - ICMP_ERROR_BURST);
+        assert_eq!(c.drops_of(DropReason::TtlExceeded), 100);
+        // 10 ms later, 10 more tokens (1000/s).
+        let mut more = 0;
+        for _ in 0..20 {
+            let mut b = VecBuf::from_slice(&f);
+            if let Verdict::Forward { .. } = r.process(&mut b, 0, 10_005_000, &c) {
+                more += 1;
+            }
+        }
+        assert_eq!(more, 10);
+    }
+
+    #[test]
+    fn input_checks() {
+        let mut r = router();
+        let good = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 64, 17, false, &[0; 8]);
+        assert_eq!(
+            run(&mut r, &good[..10], 0).0,
+            Verdict::Drop(DropReason::Truncated)
+        );
+        assert_eq!(run(&mut r, &good, 7).0, Verdict::Drop(DropReason::BadPort));
+        let mut other = good.clone();
+        other[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+        assert_eq!(
+            run(&mut r, &other, 0).0,
+            Verdict::Drop(DropReason::NotForUs)
+        );
+        let mut bad = good.clone();
+        bad[ETH + 10] ^= 1;
+        assert_eq!(
+            run(&mut r, &bad, 0).0,
+            Verdict::Drop(DropReason::Ipv4Checksum)
+        );
+        let mut bad = good.clone();
+        bad[ETH] = 0x46; // IHL 6 without the bytes to back it: malformed
+        assert!(matches!(run(&mut r, &bad, 0).0, Verdict::Drop(_)));
+        let mut v6 = good.clone();
+        v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        assert_eq!(
+            run(&mut r, &v6, 0).0,
+            Verdict::Drop(DropReason::UnsupportedEtherType)
+        );
+        for src in ["127.0.0.1", "224.0.0.1", "0.1.2.3", "255.255.255.255"] {
+            let f = ipv4_frame(MAC_A, src, "10.2.0.2", 64, 17, false, &[0; 8]);
+            assert_eq!(
+                run(&mut r, &f, 0).0,
+                Verdict::Drop(DropReason::Ipv4BadSource),
+                "{src}"
+            );
+        }
+        for dst in ["10.2.0.255", "224.0.0.5"] {
+            let f = ipv4_frame(MAC_A, "10.1.0.2", dst, 64, 17, false, &[0; 8]);
+            assert_eq!(
+                run(&mut r, &f, 0).0,
+                Verdict::Drop(DropReason::NotForUs),
+                "{dst}"
+            );
+        }
+        // Ethernet padding after the datagram is removed before forwarding.
+        let mut padded = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", 64, 17, false, &[0; 8]);
+        padded.extend_from_slice(&[0xee; 18]);
+        let (v, b, _) = run(&mut r, &padded, 0);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        assert_eq!(b.len(), ETH + 28);
+    }
+
+    #[test]
+    fn commands_change_the_tables() {
+        let mut r = router();
+        let prefix: Ipv4Cidr = "172.16.0.0/12".parse().unwrap();
+        assert!(r.route(ip("172.16.1.1")).is_none());
+        r.apply(
+            &Command::AddRoute(Route {
+                prefix,
+                via: Some(ip("10.1.0.2")),
+                port: 0,
+            }),
+            0,
+        )
+        .unwrap();
+        assert_eq!(r.route(ip("172.16.1.1")).unwrap().port, 0);
+        assert_eq!(
+            r.apply(
+                &Command::AddRoute(Route {
+                    prefix,
+                    via: None,
+                    port: 5
+                }),
+                0
+            ),
+            Err(CommandError::BadPort)
+        );
+        r.apply(&Command::DelRoute { prefix }, 0).unwrap();
+        assert!(r.route(ip("172.16.1.1")).is_none());
+        assert_eq!(
+            r.apply(&Command::DelRoute { prefix }, 0),
+            Err(CommandError::NotFound)
+        );
+        r.apply(
+            &Command::DelNeighbour {
+                port: 1,
+                ip: ip("10.2.0.2"),
+            },
+            0,
+        )
+        .unwrap();
+        assert_eq!(r.neighbour(1, ip("10.2.0.2"), 0), None);
+    }
+
+    #[test]
+    fn config_errors_are_reported() {
+        let mut c = cfg();
+        c.routes[0].port = 4;
+        assert!(Router::new(&c).unwrap_err().0.contains("no port 4"));
+        let mut c = cfg();
+        c.route_capacity = 2;
+        assert!(Router::new(&c).unwrap_err().0.contains("limits.routes"));
+        let mut c = cfg();
+        c.ports[0].mtu = 20;
+        assert!(Router::new(&c).is_err());
+    }
+
+    #[test]
+    fn builds_arp_requests() {
+        let r = router();
+        let mut b = VecBuf::from_slice(&[]);
+        assert!(r.build_arp_request(&mut b, 1, ip("10.2.0.254")));
+        assert_eq!(b.len(), 60);
+        let f = ethernet::Frame::new_checked(b.data()).unwrap();
+        assert_eq!((f.dst(), f.src()), (MacAddr::BROADCAST, MAC_B));
+        let a = parse_arp(&b);
+        assert_eq!(a.op, arp::op::REQUEST);
+        assert_eq!(
+            (a.sender_ip, a.target_ip),
+            (ip("10.2.0.1"), ip("10.2.0.254"))
+        );
+        assert!(!r.build_arp_request(&mut b, 9, ip("10.2.0.254")));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_forwards_only_valid_ipv4(
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            ethertype in prop_oneof![Just(0x0800u16), Just(0x0806u16), any::<u16>()],
+            port in 0u16..3,
+            now in any::<u64>(),
+        ) {
+            let mut r = router();
+            let mut f = Vec::with_capacity(ETH + body.len());
+            f.extend_from_slice(&MAC_A.0);
+            f.extend_from_slice(&HOST_A.0);
+            f.extend_from_slice(&ethertype.to_be_bytes());
+            f.extend_from_slice(&body);
+            let c = CoreCounters::default();
+            let mut b = VecBuf::from_slice(&f);
+            let v = r.process(&mut b, port, now, &c);
+            if let Verdict::Forward { .. } | Verdict::Resolve { .. } = v {
+                if ethertype == 0x0800 {
+                    let p = ipv4::Packet::new_checked(&b.data()[ETH..]).unwrap();
+                    prop_assert!(p.verify_checksum());
+                }
+            }
+        }
+
+        #[test]
+        fn random_ipv4_headers_never_panic(
+            hdr in proptest::collection::vec(any::<u8>(), 20..80),
+            ttl in 0u8..3,
+        ) {
+            // A valid-looking header start with random rest, fixed checksum.
+            let mut r = router();
+            let mut f = ipv4_frame(MAC_A, "10.1.0.2", "10.2.0.2", ttl, 1, false, &[]);
+            f.truncate(ETH);
+            f.extend_from_slice(&hdr);
+            f[ETH] = 0x45;
+            let len = (hdr.len() as u16).to_be_bytes();
+            f[ETH + 2..ETH + 4].copy_from_slice(&len);
+            f[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
+            let cs = checksum::checksum(&f[ETH..ETH + 20]);
+            f[ETH + 10..ETH + 12].copy_from_slice(&cs.to_be_bytes());
+            let c = CoreCounters::default();
+            let mut b = VecBuf::from_slice(&f);
+            let _ = r.process(&mut b, 0, 0, &c);
         }
     }
 }
