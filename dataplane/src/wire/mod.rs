@@ -13,6 +13,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod ipv4;
+pub mod tcp;
 pub mod udp;
 
 /// Why a view or `Repr` refused some bytes.
