@@ -9,6 +9,7 @@
 //! every `Repr` that `parse` can return (tested by round trips).
 
 pub mod checksum;
+pub mod ipv6;
 
 /// Why a view or `Repr` refused some bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
