@@ -53,6 +53,12 @@ pub mod next_header {
     pub const HIP: u8 = 139;
     /// Shim6 protocol (RFC 5533).
     pub const SHIM6: u8 = 140;
+    /// Reserved for experimentation and testing (RFC 3692, RFC 4727); an extension
+    /// header in the RFC 8200 §4.8 format.
+    pub const EXPERIMENT_1: u8 = 253;
+    /// Reserved for experimentation and testing (RFC 3692, RFC 4727); an extension
+    /// header in the RFC 8200 §4.8 format.
+    pub const EXPERIMENT_2: u8 = 254;
 }
 
 mod field {

@@ -10,6 +10,7 @@
 
 pub mod checksum;
 pub mod ipv6;
+pub mod ipv6ext;
 
 /// Why a view or `Repr` refused some bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
