@@ -9,6 +9,7 @@
 //! every `Repr` that `parse` can return (tested by round trips).
 
 pub mod checksum;
+pub mod icmpv6;
 pub mod ipv6;
 pub mod ipv6ext;
 
