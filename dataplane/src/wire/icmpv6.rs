@@ -309,7 +309,7 @@ pub enum Icmpv6Repr<'a> {
     },
     /// Destination Unreachable (RFC 4443 §3.1).
     DstUnreachable {
-        /// Code ([`unreachable`]).
+        /// Code ([`mod@unreachable`]).
         code: u8,
         /// The start of the packet that caused the error (IPv6 header first).
         invoking: &'a [u8],
