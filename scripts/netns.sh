@@ -50,12 +50,12 @@ socket = "$2"
 
 [[port]]
 name = "a"
-device = "net_af_packet0,iface=ra"
+device = "net_af_packet0,iface=ra,framecnt=2048"
 addresses = ["10.1.0.1/24"]
 
 [[port]]
 name = "b"
-device = "net_af_packet1,iface=rb"
+device = "net_af_packet1,iface=rb,framecnt=2048"
 addresses = ["10.2.0.1/24"]
 CFG
 }

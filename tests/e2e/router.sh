@@ -85,6 +85,15 @@ if inA ping -c 1 -W 1 10.9.0.5 >/dev/null 2>&1; then fail "10.9.0.5 unreachable 
 if ctl route add 10.8.0.0/16 port nope >/dev/null 2>&1; then fail "bad port name refused"; else pass "bad port name refused"; fi
 if ctl route del 10.77.0.0/16 >/dev/null 2>&1; then fail "deleting a missing route refused"; else pass "deleting a missing route refused"; fi
 
+echo "== exact counting: 200 pings, engine deltas = kernel deltas"
+# Counted while nothing else flows, so every frame is accounted for exactly.
+a_tx0=$(kstat "${P}a" a0 tx); a_rx0=$(kstat "${P}a" a0 rx)
+e_rx0=$(stat_of "port a " rx_packets); e_tx0=$(stat_of "port a " tx_packets)
+check "200 pings A -> B at 5 ms" inA ping -q -c 200 -i 0.005 -W 2 10.2.0.2
+sleep 0.3
+check_eq "engine rx delta on a = A's tx delta" "$(( $(kstat "${P}a" a0 tx) - a_tx0 ))" "$(( $(stat_of "port a " rx_packets) - e_rx0 ))"
+check_eq "engine tx delta on a = A's rx delta" "$(( $(kstat "${P}a" a0 rx) - a_rx0 ))" "$(( $(stat_of "port a " tx_packets) - e_tx0 ))"
+
 echo "== 20 MB TCP transfer A -> B"
 head -c 20000000 /dev/urandom > "$tmp/src"
 inB socat -u TCP-LISTEN:5001,reuseaddr OPEN:"$tmp/dst",creat,trunc &
@@ -104,8 +113,14 @@ sed 's/^/     /' "$tmp/aves.out"
 check_eq "aves exits 0 on SIGINT" 0 "$rc"
 field() { awk -v p="$1" -v f="$2" 'index($0, p) == 1 { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' "$tmp/aves.out"; }
 missed_a=$(field "nic a " imissed); missed_b=$(field "nic b " imissed)
-check_eq "engine rx on a + NIC misses = packets A sent" "$a_tx" "$(( $(field "port a " rx_packets) + missed_a ))"
-check_eq "engine rx on b + NIC misses = packets B sent" "$b_tx" "$(( $(field "port b " rx_packets) + missed_b ))"
+# Under bulk load the kernel may drop frames in the AF_PACKET socket ring before DPDK
+# sees them; DPDK 22.11's af_packet driver does not report those in imissed. So the
+# totals are bounded (never more than was sent) and the loss must stay under 1%.
+bounded() { # bounded NAME SENT SEEN
+  if [ "$3" -le "$2" ] && [ $(( ($2 - $3) * 100 )) -le "$2" ]; then pass "$1 ($3 of $2)"; else fail "$1" "seen $3 of $2 sent"; fi
+}
+bounded "engine rx on a + NIC misses within 1% of packets A sent" "$a_tx" "$(( $(field "port a " rx_packets) + missed_a ))"
+bounded "engine rx on b + NIC misses within 1% of packets B sent" "$b_tx" "$(( $(field "port b " rx_packets) + missed_b ))"
 check_eq "engine tx on a = packets A received" "$a_rx" "$(field "port a " tx_packets)"
 check_eq "engine tx on b = packets B received" "$b_rx" "$(field "port b " tx_packets)"
 check_ge "engine forwarded the 20 MB (port b tx bytes)" 20000000 "$(field "port b " tx_bytes)"
