@@ -74,7 +74,7 @@ fn main() {
         .allowlist_function("rte_get_tsc_hz|rte_strerror")
         .allowlist_function("rte_eth_(dev_configure|dev_info_get|dev_adjust_nb_rx_tx_desc|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_set_mtu|promiscuous_enable|macaddr_get|link_get_nowait|stats_get|stats_reset|xstats_get|xstats_get_names|dev_count_avail|dev_get_port_by_name|dev_socket_id|dev_is_valid_port)")
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free|rte_mempool_avail_count|rte_mempool_in_use_count")
-        .allowlist_function("rte_ring_(create|free)")
+        .allowlist_function("rte_ring_(create|create_elem|free)")
         .allowlist_var("RTE_ETH_.*|RING_F_.*|RTE_MAX_LCORE|RTE_PKTMBUF_HEADROOM|SOCKET_ID_ANY|RTE_ETHER_.*")
         .opaque_type("rte_mbuf|rte_mempool|rte_ring")
         .layout_tests(false)

@@ -37,11 +37,16 @@ topo_up() {
 }
 
 # Writes the router config for this topology to $1 (control socket $2).
+# AVES_LCORES (default "1") is the EAL core list; each lcore gets one queue pair per
+# port (af_packet's qpairs, spread by the kernel's fanout hash).
 router_config() {
+  local lcores=${AVES_LCORES:-1}
+  local nq
+  nq=$(echo "$lcores" | tr ',' '\n' | grep -c .)
   cat > "$1" <<CFG
 [engine]
 role = "router"
-eal_args = ["--no-pci", "--no-huge", "--no-shconf", "-m", "512", "-l", "${AVES_LCORE:-1}", "--file-prefix", "${P}r", "--log-level", "lib.eal:notice"]
+eal_args = ["--no-pci", "--no-huge", "--no-shconf", "-m", "512", "-l", "$lcores", "--file-prefix", "${P}r", "--log-level", "lib.eal:notice"]
 mbufs = 8191
 idle = { mode = "sleep", after_empty_polls = 256, max_sleep_us = 200 }
 
@@ -50,12 +55,12 @@ socket = "$2"
 
 [[port]]
 name = "a"
-device = "net_af_packet0,iface=ra,framecnt=2048"
+device = "net_af_packet0,iface=ra,framecnt=2048,qpairs=$nq"
 addresses = ["10.1.0.1/24"]
 
 [[port]]
 name = "b"
-device = "net_af_packet1,iface=rb,framecnt=2048"
+device = "net_af_packet1,iface=rb,framecnt=2048,qpairs=$nq"
 addresses = ["10.2.0.1/24"]
 CFG
 }

@@ -25,8 +25,8 @@ echo "== cargo build --release"
 cargo build -j "$jobs" --release -p aves
 
 status=0
-for t in tests/e2e/router.sh; do
-  echo "== $t"
-  bash "$t" || status=1
-done
+echo "== tests/e2e/router.sh (one lcore)"
+AVES_LCORES=1 bash tests/e2e/router.sh || status=1
+echo "== tests/e2e/router.sh (two lcores, two queue pairs per port)"
+AVES_LCORES=0,1 bash tests/e2e/router.sh || status=1
 exit $status

@@ -14,18 +14,18 @@ use crate::ctl::{self, Request};
 use crate::stats;
 use anyhow::{bail, Context, Result};
 use aves_dataplane::addr::MacAddr;
-use aves_dataplane::command::{Command, Envelope};
+use aves_dataplane::command::{Command, Envelope, Notice, Outcome};
 use aves_dataplane::counters::CoreCounters;
 use aves_dataplane::engine::{Idle, Worker, WorkerConfig};
 use aves_dataplane::pipeline::router::{PortConfig, Router, RouterConfig};
-use dpdk_sys::ring::{self, Consumer, Producer};
+use dpdk_sys::ring::{self, Consumer, Producer, ValueConsumer};
 use dpdk_sys::{Eal, Mempool, Port, PortConf};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -125,6 +125,7 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
 
     let mut workers = Vec::new();
     let mut links = Vec::new();
+    let mut notice_rxs = Vec::new();
     let mut all_counters = Vec::new();
     for (q, &lcore) in lcores.iter().enumerate() {
         let router = Router::new(&router_cfg)
@@ -133,6 +134,9 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
             .context("creating a command ring")?;
         let (ack_tx, ack_rx) = ring::channel::<Envelope>(&format!("aves_ack{lcore}"), RING_SIZE)
             .context("creating an ack ring")?;
+        let (notice_tx, notice_rx) =
+            ring::value_channel::<Notice>(&format!("aves_ntc{lcore}"), RING_SIZE)
+                .context("creating a notice ring")?;
         let counters = Arc::new(CoreCounters::default());
         let mut rx = Vec::new();
         let mut tx = Vec::new();
@@ -153,6 +157,7 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
             router,
             commands: cmd_rx,
             acks: ack_tx,
+            notices: notice_tx,
             counters: Arc::clone(&counters),
             pool: Arc::clone(&pool),
             stop: Arc::clone(&stop),
@@ -167,6 +172,7 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
             commands: cmd_tx,
             acks: ack_rx,
         });
+        notice_rxs.push((lcore, notice_rx));
         all_counters.push(counters);
     }
 
@@ -192,7 +198,7 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
                     }
                     _ => warn!("no free CPU for the control thread; it shares a CPU with an lcore"),
                 }
-                control_loop(&cfg, links, &counters, &stop)
+                control_loop(&cfg, links, notice_rxs, &counters, &stop)
             })
             .context("spawning the control thread")?
     };
@@ -264,10 +270,86 @@ struct LcoreLink {
     acks: Consumer<Envelope>,
 }
 
-/// Serves the control socket until `stop`.
+type Links = Mutex<Vec<LcoreLink>>;
+
+fn lock(links: &Links) -> MutexGuard<'_, Vec<LcoreLink>> {
+    links.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs the control thread's two jobs until `stop`: the notice relay (in a scoped
+/// thread) and the control socket.
 fn control_loop(
     cfg: &Config,
-    mut links: Vec<LcoreLink>,
+    links: Vec<LcoreLink>,
+    notices: Vec<(u32, ValueConsumer<Notice>)>,
+    counters: &[Arc<CoreCounters>],
+    stop: &AtomicBool,
+) -> Result<()> {
+    let links = Mutex::new(links);
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("aves-relay".into())
+            .spawn_scoped(s, || relay(&links, notices, stop))
+            .context("spawning the notice relay")?;
+        serve_socket(cfg, &links, counters, stop)
+    })
+}
+
+/// Passes what one lcore learned (neighbours) to every other lcore as commands, and
+/// drains the acks of those commands so ack rings never fill. See
+/// `docs/decisions/0005-state-across-lcores.md`.
+fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &AtomicBool) {
+    let mut relayed = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        for (from, rx) in notices.iter_mut() {
+            while let Some(n) = rx.recv() {
+                busy = true;
+                let Some(cmd) = n.to_command() else {
+                    warn!(kind = n.kind, "unknown notice from lcore {from}");
+                    continue;
+                };
+                for l in lock(links).iter_mut().filter(|l| l.lcore != *from) {
+                    let env = Box::new(Envelope {
+                        seq: 0,
+                        cmd: cmd.clone(),
+                        outcome: None,
+                    });
+                    if l.commands.send(env).is_err() {
+                        warn!(
+                            lcore = l.lcore,
+                            "command ring full: a relayed notice is lost"
+                        );
+                    }
+                }
+                relayed += 1;
+            }
+        }
+        for l in lock(links).iter_mut() {
+            while let Some(env) = l.acks.recv() {
+                if let Some(Outcome {
+                    result: Err(e),
+                    lcore,
+                    ..
+                }) = env.outcome
+                {
+                    if env.seq == 0 {
+                        warn!(lcore, "relayed notice refused: {e}");
+                    }
+                }
+            }
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    info!(relayed, "notice relay stopped");
+}
+
+/// Serves the control socket until `stop`.
+fn serve_socket(
+    cfg: &Config,
+    links: &Links,
     counters: &[Arc<CoreCounters>],
     stop: &AtomicBool,
 ) -> Result<()> {
@@ -290,7 +372,7 @@ fn control_loop(
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = serve(stream, cfg, &mut links, counters, &mut seq) {
+                if let Err(e) = serve(stream, cfg, links, counters, &mut seq) {
                     warn!("control connection: {e:#}");
                 }
             }
@@ -308,7 +390,7 @@ fn control_loop(
 fn serve(
     stream: UnixStream,
     cfg: &Config,
-    links: &mut [LcoreLink],
+    links: &Links,
     counters: &[Arc<CoreCounters>],
     seq: &mut u64,
 ) -> Result<()> {
@@ -338,7 +420,7 @@ fn serve(
             }
             Ok(Request::Apply(cmd)) => {
                 *seq += 1;
-                vec![apply_everywhere(links, cmd, *seq)]
+                vec![apply_everywhere(&mut lock(links), cmd, *seq)]
             }
         };
         for l in reply {
@@ -347,7 +429,8 @@ fn serve(
     }
 }
 
-/// Sends `cmd` to every lcore and waits (≤ 2 s) for each outcome.
+/// Sends `cmd` to every lcore and waits (≤ 2 s) for each outcome. The caller holds the
+/// links' lock throughout, so the relay cannot take these acks.
 fn apply_everywhere(links: &mut [LcoreLink], cmd: Command, seq: u64) -> String {
     let mut waiting = Vec::new();
     for link in links.iter_mut() {

@@ -48,6 +48,62 @@ pub enum Command {
         /// Its IPv4 address.
         ip: Ipv4Addr,
     },
+    /// A neighbour another lcore learned from ARP: learn it here too (dynamic entry,
+    /// expires like one learned locally; never overrides a static entry).
+    LearnNeighbour {
+        /// Port the neighbour is on.
+        port: u16,
+        /// Its IPv4 address.
+        ip: Ipv4Addr,
+        /// Its MAC.
+        mac: MacAddr,
+    },
+}
+
+/// An lcore tells control what it learned, by value over a ring (no allocation), so that
+/// control can pass it to the other lcores (see `docs/decisions/0005-state-across-lcores.md`).
+/// Fixed 16-byte layout, a multiple of 4 as DPDK's element rings require.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Notice {
+    /// What this is: [`Notice::NEIGHBOUR`].
+    pub kind: u16,
+    /// Port.
+    pub port: u16,
+    /// IPv4 address, network order.
+    pub ip: [u8; 4],
+    /// MAC address.
+    pub mac: [u8; 6],
+    /// Zero.
+    pub pad: [u8; 2],
+}
+
+impl Notice {
+    /// A neighbour learned from ARP.
+    pub const NEIGHBOUR: u16 = 1;
+
+    /// A neighbour notice.
+    pub fn neighbour(port: u16, ip: Ipv4Addr, mac: MacAddr) -> Notice {
+        Notice {
+            kind: Notice::NEIGHBOUR,
+            port,
+            ip: ip.octets(),
+            mac: mac.0,
+            pad: [0; 2],
+        }
+    }
+
+    /// The command that applies this notice on another lcore, if the kind is known.
+    pub fn to_command(&self) -> Option<Command> {
+        match self.kind {
+            Notice::NEIGHBOUR => Some(Command::LearnNeighbour {
+                port: self.port,
+                ip: Ipv4Addr::from(self.ip),
+                mac: MacAddr(self.mac),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Why an lcore could not apply a command. Its tables are unchanged.

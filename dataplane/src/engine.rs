@@ -13,12 +13,12 @@
 //! On stop every buffer is flushed or freed, so the mempool gets every mbuf back.
 
 use crate::buf::PacketBuf;
-use crate::command::{Envelope, Outcome};
+use crate::command::{Envelope, Notice, Outcome};
 use crate::counters::{CoreCounters, DropReason, MAX_PORTS};
 use crate::pipeline::neighbour::{PendingQueue, PendingSink};
 use crate::pipeline::router::Router;
 use crate::verdict::Verdict;
-use dpdk_sys::ring::{Consumer, Producer};
+use dpdk_sys::ring::{Consumer, Producer, ValueProducer};
 use dpdk_sys::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,6 +105,8 @@ pub struct Worker {
     pub commands: Consumer<Envelope>,
     /// Commands sent back with their outcome.
     pub acks: Producer<Envelope>,
+    /// What this lcore learned (neighbours), for control to pass to the other lcores.
+    pub notices: ValueProducer<Notice>,
     /// This core's counters (control reads them).
     pub counters: Arc<CoreCounters>,
     /// Pool for packets the engine creates (ARP requests).
@@ -225,6 +227,7 @@ impl Worker {
             mut router,
             mut commands,
             mut acks,
+            mut notices,
             counters,
             pool,
             stop,
@@ -315,6 +318,12 @@ impl Worker {
                         }
                     }
                 }
+            }
+
+            // Tell control what this burst taught us; a full ring loses the notice (the
+            // other lcores then learn from their own ARP traffic).
+            while let Some(n) = router.pop_learned() {
+                let _ = notices.send(n);
             }
 
             if !pending.is_empty() {

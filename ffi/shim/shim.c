@@ -34,6 +34,12 @@ unsigned aves_ring_dequeue(struct rte_ring *r, void **obj) {
     return rte_ring_dequeue_burst(r, obj, 1, NULL);
 }
 unsigned aves_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
+int aves_ring_enqueue_elem(struct rte_ring *r, void *obj, unsigned esize) {
+    return rte_ring_enqueue_elem(r, obj, esize);
+}
+int aves_ring_dequeue_elem(struct rte_ring *r, void *obj, unsigned esize) {
+    return rte_ring_dequeue_elem(r, obj, esize);
+}
 
 int aves_link(uint16_t port, uint32_t *speed_mbps, int *up, int *full_duplex) {
     struct rte_eth_link link;

@@ -40,6 +40,8 @@ uint16_t aves_mbuf_tailroom(const struct rte_mbuf *m);
 unsigned aves_ring_enqueue(struct rte_ring *r, void *obj);
 unsigned aves_ring_dequeue(struct rte_ring *r, void **obj);
 unsigned aves_ring_count(const struct rte_ring *r);
+int aves_ring_enqueue_elem(struct rte_ring *r, void *obj, unsigned esize);
+int aves_ring_dequeue_elem(struct rte_ring *r, void *obj, unsigned esize);
 
 
 

@@ -122,3 +122,121 @@ impl<T: Send> Consumer<T> {
         self.len() == 0
     }
 }
+
+/// A ring carrying values of a small `Copy` type by value (`rte_ring_create_elem`): no
+/// allocation on either side. `size_of::<T>()` must be a non-zero multiple of 4 bytes.
+struct ValueRing<T> {
+    ptr: NonNull<raw::rte_ring>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: as for Ring: SP/SC, one thread per end.
+unsafe impl<T: Send> Send for ValueRing<T> {}
+// SAFETY: as for Ring: the two ends use disjoint halves of the ring.
+unsafe impl<T: Send> Sync for ValueRing<T> {}
+
+impl<T> Drop for ValueRing<T> {
+    fn drop(&mut self) {
+        // SAFETY: both ends are gone; values are Copy, nothing to free inside.
+        unsafe { raw::rte_ring_free(self.ptr.as_ptr()) };
+        crate::object_freed();
+    }
+}
+
+/// Sending end of a [`value_channel`].
+pub struct ValueProducer<T> {
+    ring: Arc<ValueRing<T>>,
+}
+
+/// Receiving end of a [`value_channel`].
+pub struct ValueConsumer<T> {
+    ring: Arc<ValueRing<T>>,
+}
+
+impl<T> std::fmt::Debug for ValueProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ValueProducer")
+    }
+}
+impl<T> std::fmt::Debug for ValueConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ValueConsumer")
+    }
+}
+
+/// A by-value channel of capacity `size - 1` (`size` a power of two). Needs EAL.
+pub fn value_channel<T: Copy + Send>(
+    name: &str,
+    size: u32,
+) -> Result<(ValueProducer<T>, ValueConsumer<T>), DpdkError> {
+    let op = || format!("rte_ring_create_elem({name}, {size})");
+    let esize = std::mem::size_of::<T>();
+    if esize == 0 || !esize.is_multiple_of(4) {
+        return Err(DpdkError::invalid(
+            op(),
+            "element size must be a non-zero multiple of 4",
+        ));
+    }
+    if !size.is_power_of_two() || size < 2 {
+        return Err(DpdkError::invalid(op(), "size must be a power of two >= 2"));
+    }
+    let c = CString::new(name).map_err(|_| DpdkError::invalid(op(), "NUL in name"))?;
+    let flags = raw::RING_F_SP_ENQ | raw::RING_F_SC_DEQ;
+    // SAFETY: c is a valid C string; esize is a multiple of 4 as DPDK requires.
+    let p = unsafe { raw::rte_ring_create_elem(c.as_ptr(), esize as u32, size, -1, flags) };
+    let ptr = NonNull::new(p).ok_or_else(|| DpdkError::last(op()))?;
+    crate::object_created();
+    let ring = Arc::new(ValueRing {
+        ptr,
+        _t: PhantomData,
+    });
+    Ok((
+        ValueProducer {
+            ring: Arc::clone(&ring),
+        },
+        ValueConsumer { ring },
+    ))
+}
+
+impl<T: Copy + Send> ValueProducer<T> {
+    /// Sends a copy of `v`; gives it back when the ring is full.
+    pub fn send(&mut self, v: T) -> Result<(), T> {
+        let mut tmp = v;
+        // SAFETY: single producer (&mut self); the ring was created with element size
+        // size_of::<T>() and copies that many bytes from &tmp.
+        let rc = unsafe {
+            raw::aves_ring_enqueue_elem(
+                self.ring.ptr.as_ptr(),
+                (&mut tmp as *mut T).cast(),
+                std::mem::size_of::<T>() as u32,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(v)
+        }
+    }
+}
+
+impl<T: Copy + Send> ValueConsumer<T> {
+    /// Takes the next value, if any.
+    pub fn recv(&mut self) -> Option<T> {
+        let mut out = std::mem::MaybeUninit::<T>::uninit();
+        // SAFETY: single consumer (&mut self); on success DPDK writes exactly
+        // size_of::<T>() bytes, all of which came from a valid T sent by the producer.
+        let rc = unsafe {
+            raw::aves_ring_dequeue_elem(
+                self.ring.ptr.as_ptr(),
+                out.as_mut_ptr().cast(),
+                std::mem::size_of::<T>() as u32,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: initialised by the successful dequeue above.
+            Some(unsafe { out.assume_init() })
+        } else {
+            None
+        }
+    }
+}

@@ -133,6 +133,29 @@ fn eal_ports_mbufs_rings_and_lcores() {
     assert_eq!(*rx.recv().unwrap(), "m0");
     drop((tx, rx));
 
+    // By-value rings: no boxes, FIFO, full ring gives the value back.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    struct Notice {
+        a: u32,
+        b: [u8; 12],
+    }
+    assert!(ring::value_channel::<[u8; 3]>("bad_esize", 4).is_err());
+    let (mut vp, mut vc) = ring::value_channel::<Notice>("test_values", 4).expect("value ring");
+    for i in 0..3 {
+        vp.send(Notice {
+            a: i,
+            b: [i as u8; 12],
+        })
+        .unwrap();
+    }
+    assert_eq!(vp.send(Notice { a: 9, b: [0; 12] }).unwrap_err().a, 9);
+    assert_eq!(vc.recv(), Some(Notice { a: 0, b: [0; 12] }));
+    assert_eq!(vc.recv().unwrap().b, [1; 12]);
+    assert_eq!(vc.recv().unwrap().a, 2);
+    assert_eq!(vc.recv(), None);
+    drop((vp, vc));
+
     // Launch a closure on worker lcore 1 and collect its return value.
     let (ctx, mut crx) = ring::channel::<u32>("test_lcore", 4).unwrap();
     let mut ctx = ctx;

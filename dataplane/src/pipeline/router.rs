@@ -24,7 +24,7 @@
 
 use crate::addr::{Ipv4Cidr, Ipv4Range, MacAddr};
 use crate::buf::PacketBuf;
-use crate::command::{Command, CommandError, Route};
+use crate::command::{Command, CommandError, Notice, Route};
 use crate::counters::{CoreCounters, DropReason, MAX_PORTS};
 use crate::pipeline::neighbour::NeighbourTable;
 use crate::pipeline::route::{NextHop, RouteEntry, RouteTable};
@@ -113,7 +113,14 @@ pub struct Router {
     neighbours: NeighbourTable,
     bucket: Bucket,
     next_ident: u16,
+    /// Neighbours learned since the engine last asked (see [`Router::pop_learned`]).
+    learned: [Option<Notice>; LEARNED_SLOTS],
+    learned_len: usize,
 }
+
+/// Learned-neighbour notices kept between two engine iterations; more are not reported
+/// (the other lcores then learn them from their own ARP traffic or a later refresh).
+const LEARNED_SLOTS: usize = 16;
 
 /// What an ICMP error to originate says.
 #[derive(Clone, Copy)]
@@ -200,6 +207,8 @@ impl Router {
                 last_ns: 0,
             },
             next_ident: 1,
+            learned: [None; LEARNED_SLOTS],
+            learned_len: 0,
         })
     }
 
@@ -231,7 +240,7 @@ impl Router {
     }
 
     /// Applies a control command.
-    pub fn apply(&mut self, cmd: &Command, _now_ns: u64) -> Result<(), CommandError> {
+    pub fn apply(&mut self, cmd: &Command, now_ns: u64) -> Result<(), CommandError> {
         match cmd {
             Command::AddRoute(r) => {
                 self.check_port(r.port)?;
@@ -246,7 +255,23 @@ impl Router {
                 self.check_port(*port)?;
                 self.neighbours.remove(*port, *ip)
             }
+            Command::LearnNeighbour { port, ip, mac } => {
+                self.check_port(*port)?;
+                self.neighbours.learn(*port, *ip, *mac, now_ns).map(|_| ())
+            }
         }
+    }
+
+    /// Takes one neighbour learned from ARP on this lcore since the last call, for the
+    /// engine to pass on to the other lcores.
+    pub fn pop_learned(&mut self) -> Option<Notice> {
+        if self.learned_len == 0 {
+            return None;
+        }
+        self.learned_len -= 1;
+        self.learned
+            .get_mut(self.learned_len)
+            .and_then(Option::take)
     }
 
     fn check_port(&self, port: u16) -> Result<(), CommandError> {
@@ -382,6 +407,10 @@ impl Router {
                 learned = true;
                 if changed {
                     counters.events.neighbours_learned.inc();
+                    if let Some(slot) = self.learned.get_mut(self.learned_len) {
+                        *slot = Some(Notice::neighbour(in_port, req.sender_ip, req.sender_mac));
+                        self.learned_len += 1;
+                    }
                 }
             }
         }
@@ -829,6 +858,21 @@ mod tests {
         assert_eq!(v, Verdict::Consumed);
         assert_eq!(c.events.neighbours_learned.get(), 1);
         assert_eq!(r.neighbour(0, ip("10.1.0.9"), 2_000), Some(HOST_A));
+        // The engine is told, once, so other lcores can learn it too.
+        let n = r.pop_learned().unwrap();
+        assert_eq!(
+            n.to_command(),
+            Some(Command::LearnNeighbour {
+                port: 0,
+                ip: ip("10.1.0.9"),
+                mac: HOST_A
+            })
+        );
+        assert_eq!(r.pop_learned(), None);
+        // Applying that command on another router teaches it the neighbour.
+        let mut other = router();
+        other.apply(&n.to_command().unwrap(), 0).unwrap();
+        assert_eq!(other.neighbour(0, ip("10.1.0.9"), 1), Some(HOST_A));
         // Off-link sender: not learned.
         let (v, _, _) = run(&mut r, &arp_frame(2, "10.7.0.9", "10.1.0.1", MAC_A), 0);
         assert_eq!(v, Verdict::Drop(DropReason::ArpIgnored));
