@@ -154,7 +154,7 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
             lcore,
             rx,
             tx,
-            router,
+            role: router,
             commands: cmd_rx,
             acks: ack_tx,
             notices: notice_tx,

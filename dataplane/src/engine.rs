@@ -16,8 +16,7 @@ use crate::buf::PacketBuf;
 use crate::command::{Envelope, Notice, Outcome};
 use crate::counters::{CoreCounters, DropReason, MAX_PORTS};
 use crate::pipeline::neighbour::{PendingQueue, PendingSink};
-use crate::pipeline::router::Router;
-use crate::verdict::Verdict;
+use crate::pipeline::{Io, Role};
 use dpdk_sys::ring::{Consumer, Producer, ValueProducer};
 use dpdk_sys::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 use std::net::Ipv4Addr;
@@ -92,15 +91,15 @@ impl Default for WorkerConfig {
 }
 
 /// Everything one lcore needs. Built on the main thread, moved to the lcore.
-pub struct Worker {
+pub struct Worker<R> {
     /// The lcore it runs on (for command outcomes).
     pub lcore: u32,
     /// RX queue of each port, indexed by our port index.
     pub rx: Vec<RxQueue>,
     /// TX queue of each port, indexed by our port index.
     pub tx: Vec<TxQueue>,
-    /// This core's router tables.
-    pub router: Router,
+    /// This core's role and its tables.
+    pub role: R,
     /// Commands from control.
     pub commands: Consumer<Envelope>,
     /// Commands sent back with their outcome.
@@ -109,7 +108,7 @@ pub struct Worker {
     pub notices: ValueProducer<Notice>,
     /// This core's counters (control reads them).
     pub counters: Arc<CoreCounters>,
-    /// Pool for packets the engine creates (ARP requests).
+    /// Pool for packets the engine creates (ARP requests, fragments).
     pub pool: Arc<Mempool>,
     /// Set by the signal handler; checked once per iteration.
     pub stop: Arc<AtomicBool>,
@@ -168,9 +167,63 @@ fn enqueue(txq: &mut [TxQueue], bufs: &mut [TxBuf], port: u16, m: Mbuf, counters
     }
 }
 
+/// Next hops to send ARP requests for after the current burst (fixed capacity; more
+/// are asked for on the wait queue's next retry).
+struct ArpWanted {
+    items: [(u16, Ipv4Addr); 32],
+    len: usize,
+}
+
+impl ArpWanted {
+    fn push(&mut self, port: u16, nh: Ipv4Addr) {
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = (port, nh);
+            self.len += 1;
+        }
+    }
+}
+
+/// The engine's [`Io`]: TX buffers, the ARP wait queue and the mempool.
+struct EngineIo<'a> {
+    pool: &'a Mempool,
+    txq: &'a mut [TxQueue],
+    bufs: &'a mut [TxBuf],
+    pending: &'a mut PendingQueue<Mbuf>,
+    arp: &'a mut ArpWanted,
+    counters: &'a CoreCounters,
+    now: u64,
+}
+
+impl Io<Mbuf> for EngineIo<'_> {
+    fn alloc(&mut self) -> Option<Mbuf> {
+        let m = self.pool.alloc();
+        if m.is_none() {
+            self.counters.count_drop(DropReason::NoMbuf);
+        }
+        m
+    }
+    fn forward(&mut self, buf: Mbuf, port: u16) {
+        enqueue(self.txq, self.bufs, port, buf, self.counters);
+    }
+    fn resolve(&mut self, buf: Mbuf, port: u16, next_hop: Ipv4Addr) {
+        match self.pending.push(buf, port, next_hop, self.now) {
+            Ok(true) => self.arp.push(port, next_hop),
+            Ok(false) => {}
+            Err(m) => {
+                drop(m);
+                self.counters.count_drop(DropReason::NeighbourQueueFull);
+            }
+        }
+    }
+    fn drop_packet(&mut self, buf: Mbuf, reason: DropReason) {
+        drop(buf);
+        self.counters.count_drop(reason);
+    }
+}
+
 /// Sends an ARP request for `target` on `port` in a fresh mbuf.
-fn send_arp_request(
-    router: &Router,
+fn send_arp_request<R: Role<Mbuf>>(
+    role: &R,
     pool: &Mempool,
     txq: &mut [TxQueue],
     bufs: &mut [TxBuf],
@@ -182,21 +235,21 @@ fn send_arp_request(
         counters.count_drop(DropReason::NoMbuf);
         return;
     };
-    if router.build_arp_request(&mut m, port, target) {
+    if role.build_arp_request(&mut m, port, target) {
         counters.events.arp_requests_sent.inc();
         enqueue(txq, bufs, port, m, counters);
     }
 }
 
-struct Sink<'a> {
-    router: &'a Router,
+struct Sink<'a, R> {
+    role: &'a R,
     pool: &'a Mempool,
     txq: &'a mut [TxQueue],
     bufs: &'a mut [TxBuf],
     counters: &'a CoreCounters,
 }
 
-impl PendingSink<Mbuf> for Sink<'_> {
+impl<R: Role<Mbuf>> PendingSink<Mbuf> for Sink<'_, R> {
     fn ready(&mut self, buf: Mbuf, port: u16) {
         enqueue(self.txq, self.bufs, port, buf, self.counters);
     }
@@ -206,7 +259,7 @@ impl PendingSink<Mbuf> for Sink<'_> {
     }
     fn request(&mut self, port: u16, next_hop: Ipv4Addr) {
         send_arp_request(
-            self.router,
+            self.role,
             self.pool,
             self.txq,
             self.bufs,
@@ -217,14 +270,14 @@ impl PendingSink<Mbuf> for Sink<'_> {
     }
 }
 
-impl Worker {
+impl<R: Role<Mbuf>> Worker<R> {
     /// Runs until `stop` is set. Returns 0 (the lcore's exit code).
     pub fn run(self) -> i32 {
         let Worker {
             lcore,
             mut rx,
             mut tx,
-            mut router,
+            mut role,
             mut commands,
             mut acks,
             mut notices,
@@ -238,6 +291,7 @@ impl Worker {
             hz: u128::from(dpdk_sys::tsc_hz().max(1)),
         };
         let drain_tsc = dpdk_sys::tsc_hz() / 1_000_000 * config.tx_drain_us;
+        let tick_tsc = dpdk_sys::tsc_hz() / 1_000;
         let mut bufs: Vec<TxBuf> = (0..n_ports)
             .map(|_| TxBuf {
                 burst: Burst::new(),
@@ -249,10 +303,15 @@ impl Worker {
             config.arp_timeout_ns,
             config.arp_retry_ns,
         );
+        let mut arp = ArpWanted {
+            items: [(0, Ipv4Addr::UNSPECIFIED); 32],
+            len: 0,
+        };
         let mut rx_burst = Burst::new();
         // An ack the ring had no room for; no command is applied until it is sent.
         let mut unsent_ack: Option<Box<Envelope>> = None;
         let mut last_drain = dpdk_sys::tsc();
+        let mut last_tick = last_drain;
         let mut empty_rounds = 0u32;
         let mut sleep_us = 1u32;
 
@@ -270,7 +329,7 @@ impl Worker {
                 let Some(mut env) = commands.recv() else {
                     break;
                 };
-                let result = router.apply(&env.cmd, now);
+                let result = role.apply(&env.cmd, now);
                 env.outcome = Some(Outcome { lcore, result });
                 counters.events.commands_applied.inc();
                 if let Err(a) = acks.send(env) {
@@ -279,62 +338,56 @@ impl Worker {
             }
 
             let mut received = 0usize;
-            for (in_port, rxq) in rx.iter_mut().enumerate().take(n_ports) {
-                let in_port = in_port as u16;
-                let n = rxq.rx_burst(&mut rx_burst);
-                received += n;
-                for mut m in rx_burst.drain() {
-                    counters.rx(in_port, m.pkt_len());
-                    if !m.is_contiguous() {
-                        drop(m);
-                        counters.count_drop(DropReason::Segmented);
-                        continue;
-                    }
-                    match router.process(&mut m, in_port, now, &counters) {
-                        Verdict::Forward { port } => {
-                            enqueue(&mut tx, &mut bufs, port, m, &counters);
-                        }
-                        Verdict::Resolve { port, next_hop } => {
-                            match pending.push(m, port, next_hop, now) {
-                                Ok(true) => send_arp_request(
-                                    &router, &pool, &mut tx, &mut bufs, port, next_hop, &counters,
-                                ),
-                                Ok(false) => {}
-                                Err(m) => {
-                                    drop(m);
-                                    counters.count_drop(DropReason::NeighbourQueueFull);
-                                }
-                            }
-                        }
-                        Verdict::Drop(reason) => {
+            {
+                let mut io = EngineIo {
+                    pool: &pool,
+                    txq: &mut tx,
+                    bufs: &mut bufs,
+                    pending: &mut pending,
+                    arp: &mut arp,
+                    counters: &counters,
+                    now,
+                };
+                for (in_port, rxq) in rx.iter_mut().enumerate().take(n_ports) {
+                    let in_port = in_port as u16;
+                    let n = rxq.rx_burst(&mut rx_burst);
+                    received += n;
+                    for m in rx_burst.drain() {
+                        counters.rx(in_port, m.pkt_len());
+                        if !m.is_contiguous() {
                             drop(m);
-                            counters.count_drop(reason);
+                            counters.count_drop(DropReason::Segmented);
+                            continue;
                         }
-                        Verdict::Consumed => drop(m),
-                        Verdict::Punt => {
-                            // The router role punts nothing; count it rather than leak.
-                            drop(m);
-                            counters.count_drop(DropReason::LocalUnhandled);
-                        }
+                        role.handle(m, in_port, now, &counters, &mut io);
                     }
                 }
+                if tsc.wrapping_sub(last_tick) >= tick_tsc {
+                    role.tick(now, &counters, &mut io);
+                    last_tick = tsc;
+                }
             }
+            for i in 0..arp.len.min(arp.items.len()) {
+                let (port, nh) = arp.items[i];
+                send_arp_request(&role, &pool, &mut tx, &mut bufs, port, nh, &counters);
+            }
+            arp.len = 0;
 
             // Tell control what this burst taught us; a full ring loses the notice (the
             // other lcores then learn from their own ARP traffic).
-            while let Some(n) = router.pop_learned() {
+            while let Some(n) = role.pop_learned() {
                 let _ = notices.send(n);
             }
 
             if !pending.is_empty() {
                 let mut sink = Sink {
-                    router: &router,
+                    role: &role,
                     pool: &pool,
                     txq: &mut tx,
                     bufs: &mut bufs,
                     counters: &counters,
                 };
-                pending.poll(|p, ip| router.neighbour(p, ip, now), now, &mut sink);
+                pending.poll(|p, ip| role.neighbour(p, ip, now), now, &mut sink);
             }
 
             let idle = received == 0;
@@ -365,7 +418,7 @@ impl Worker {
             }
         }
 
-        // Shutdown: flush what is queued, free what waits for ARP.
+        // Shutdown: flush what is queued, free what waits for ARP or is kept by the role.
         for (port, (q, b)) in tx.iter_mut().zip(bufs.iter_mut()).enumerate() {
             flush(q, b, port as u16, &counters);
         }
@@ -373,6 +426,7 @@ impl Worker {
             drop(m);
             counters.count_drop(DropReason::NeighbourTimeout);
         });
+        role.drain(&mut drop);
         if let Some(a) = unsent_ack.take() {
             let _ = acks.send(a);
         }

@@ -28,6 +28,7 @@ use crate::command::{Command, CommandError, Notice, Route};
 use crate::counters::{CoreCounters, DropReason, MAX_PORTS};
 use crate::pipeline::neighbour::NeighbourTable;
 use crate::pipeline::route::{NextHop, RouteEntry, RouteTable};
+use crate::pipeline::{deliver, Io, Role};
 use crate::verdict::Verdict;
 use crate::wire::{arp, ethernet, icmpv4, ipv4};
 use std::net::Ipv4Addr;
@@ -80,6 +81,32 @@ pub struct RouterConfig {
 /// Invalid router configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouterConfigError(pub String);
+
+impl<B: PacketBuf> Role<B> for Router {
+    fn handle(
+        &mut self,
+        mut buf: B,
+        in_port: u16,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
+        let v = self.process(&mut buf, in_port, now_ns, counters);
+        deliver(buf, v, io);
+    }
+    fn apply(&mut self, cmd: &Command, now_ns: u64) -> Result<(), CommandError> {
+        Router::apply(self, cmd, now_ns)
+    }
+    fn neighbour(&self, port: u16, ip: Ipv4Addr, now_ns: u64) -> Option<MacAddr> {
+        Router::neighbour(self, port, ip, now_ns)
+    }
+    fn build_arp_request(&self, buf: &mut B, port: u16, target: Ipv4Addr) -> bool {
+        Router::build_arp_request(self, buf, port, target)
+    }
+    fn pop_learned(&mut self) -> Option<Notice> {
+        Router::pop_learned(self)
+    }
+}
 
 /// Token bucket for originated ICMP errors.
 #[derive(Debug)]
