@@ -10,6 +10,7 @@
 //! Simple roles work in place and return a [`crate::verdict::Verdict`]; [`deliver`]
 //! turns that into the matching `Io` call.
 
+pub mod flow;
 pub mod neighbour;
 pub mod route;
 pub mod router;
