@@ -150,18 +150,20 @@ pub struct Router {
 const LEARNED_SLOTS: usize = 16;
 
 /// What an ICMP error to originate says.
-#[derive(Clone, Copy)]
-struct IcmpError {
-    msg_type: u8,
-    code: u8,
+#[derive(Clone, Copy, Debug)]
+pub struct IcmpError {
+    /// ICMP type.
+    pub msg_type: u8,
+    /// ICMP code.
+    pub code: u8,
     /// Next-hop MTU for "fragmentation needed" (RFC 1191), else 0.
-    mtu: u16,
+    pub mtu: u16,
     /// Why the invoking packet is dropped.
-    reason: DropReason,
+    pub reason: DropReason,
 }
 
 /// True for an address that may be a packet's source (RFC 1812 §5.3.7, §4.2.2.11).
-fn valid_source(ip: Ipv4Addr) -> bool {
+pub fn valid_source(ip: Ipv4Addr) -> bool {
     let o = ip.octets();
     !(ip.is_multicast() || ip.is_broadcast() || o[0] == 0 || o[0] == 127 || o[0] >= 240)
 }
@@ -377,6 +379,36 @@ impl Router {
 
     fn port_owns(p: &PortConfig, ip: Ipv4Addr) -> bool {
         p.addrs.iter().any(|a| a.addr() == ip) || p.pools.iter().any(|r| r.contains(ip))
+    }
+
+    /// True if `ip` is in a pool of any port (a waypoint address).
+    pub fn is_pool(&self, ip: Ipv4Addr) -> bool {
+        self.ports.iter().any(|p| p.pools.iter().any(|r| r.contains(ip)))
+    }
+
+    /// The port's MTU.
+    pub fn mtu(&self, port: u16) -> Option<u16> {
+        self.ports.get(usize::from(port)).map(|p| p.mtu)
+    }
+
+    /// The port's first interface address.
+    pub fn port_addr(&self, port: u16) -> Option<Ipv4Addr> {
+        self.ports
+            .get(usize::from(port))
+            .and_then(|p| p.addrs.first())
+            .map(|a| a.addr())
+    }
+
+    /// Number of ports.
+    pub fn port_count(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// A fresh identification for a datagram this core originates.
+    pub fn next_ident(&mut self) -> u16 {
+        let id = self.next_ident;
+        self.next_ident = self.next_ident.wrapping_add(1);
+        id
     }
 
     /// True if `ip` is owned by any port.
@@ -603,7 +635,7 @@ impl Router {
 
     /// Turns the invoking packet in `buf` into the ICMP error `e` addressed to its source,
     /// or drops it silently when RFC 1812 §4.3.2.7 or the rate limit says so.
-    fn icmp_error<B: PacketBuf>(
+    pub fn icmp_error<B: PacketBuf>(
         &mut self,
         buf: &mut B,
         in_port: u16,
@@ -697,7 +729,7 @@ impl Router {
 
     /// Sets the Ethernet addresses for `port` and `next_hop`; `Resolve` if its MAC is
     /// not known yet.
-    fn send<B: PacketBuf>(
+    pub fn send<B: PacketBuf>(
         &self,
         buf: &mut B,
         port: u16,
