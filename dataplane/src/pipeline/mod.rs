@@ -7,3 +7,4 @@
 pub mod neighbour;
 pub mod route;
 pub mod router;
+pub mod tunnel;
