@@ -22,6 +22,34 @@ pub struct Route {
     pub port: u16,
 }
 
+/// How the gateway presents the initiator to the responder (AVES paper §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The responder sees the initiator's real address (one gateway).
+    Plain,
+    /// Multi-homing: the gateway replaces the initiator's address with its own private
+    /// address and an allocated port, so replies come back through the same gateway.
+    MultiHoming,
+}
+
+/// A waypoint binding (AVES paper §3.3): packets from `initiator` to waypoint address
+/// `waypoint` go, translated to `responder`, through the tunnel to `gateway`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// The initiator A (one responder per (initiator, waypoint address), §3.3.1).
+    pub initiator: Ipv4Addr,
+    /// The waypoint address W the initiator was given.
+    pub waypoint: Ipv4Addr,
+    /// The responder's gateway R (tunnel endpoint).
+    pub gateway: Ipv4Addr,
+    /// The responder B (its address in the gateway's private network).
+    pub responder: Ipv4Addr,
+    /// Plain or multi-homing.
+    pub mode: Mode,
+    /// Never expires (static bindings from the config).
+    pub pinned: bool,
+}
+
 /// A change to an lcore's tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -47,6 +75,16 @@ pub enum Command {
         port: u16,
         /// Its IPv4 address.
         ip: Ipv4Addr,
+    },
+    /// Install (or refresh) a waypoint binding; refused with `Conflict` when the
+    /// (initiator, waypoint) pair is bound to another responder (§3.3.1).
+    AddBinding(Binding),
+    /// Remove the binding of (initiator, waypoint).
+    DelBinding {
+        /// The initiator.
+        initiator: Ipv4Addr,
+        /// The waypoint address.
+        waypoint: Ipv4Addr,
     },
     /// A neighbour another lcore learned from ARP: learn it here too (dynamic entry,
     /// expires like one learned locally; never overrides a static entry).
@@ -115,6 +153,12 @@ pub enum CommandError {
     NotFound,
     /// The port does not exist on this engine.
     BadPort,
+    /// The (initiator, waypoint) pair is bound to another responder (AVES §3.3.1).
+    Conflict,
+    /// This role has no such table (e.g. a binding sent to a router).
+    Unsupported,
+    /// The command names something the role does not know (e.g. a gateway without a key).
+    Invalid,
 }
 
 impl fmt::Display for CommandError {
@@ -123,6 +167,9 @@ impl fmt::Display for CommandError {
             CommandError::TableFull => "table full",
             CommandError::NotFound => "no such entry",
             CommandError::BadPort => "no such port",
+            CommandError::Conflict => "bound to another responder",
+            CommandError::Unsupported => "not supported by this role",
+            CommandError::Invalid => "invalid for this role's configuration",
         })
     }
 }

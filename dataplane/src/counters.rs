@@ -86,6 +86,26 @@ pub enum DropReason {
     BadPort,
     /// A multi-segment mbuf (a frame larger than one mbuf; ports run without scatter).
     Segmented,
+    /// AVES tunnel packet whose tag does not verify (tampered, or signed with another
+    /// secret under the same key id).
+    AuthBadTag,
+    /// AVES tunnel packet signed with a key id the keyring does not hold.
+    AuthUnknownKey,
+    /// AVES tunnel packet with a bad outer structure: outer fragment, UDP length not
+    /// the IP payload length, a wrong non-zero UDP checksum, an AVES header too short or
+    /// of another version, or reserved bits set.
+    TunnelMalformed,
+    /// Authenticated AVES tunnel packet whose inner datagram is not a valid IPv4 packet
+    /// (header, lengths or header checksum).
+    TunnelInnerMalformed,
+    /// Tunnel outer header marked CE (congestion experienced) over an inner packet that
+    /// is not ECN-capable: RFC 6040 §4.2 says drop.
+    TunnelCeNotEct,
+    /// The inner datagram is too large to encapsulate (the outer total length would
+    /// exceed 65535).
+    TunnelOversize,
+    /// The buffer has too little headroom for the headers to prepend.
+    NoHeadroom,
 }
 
 impl DropReason {
@@ -93,7 +113,7 @@ impl DropReason {
     pub const COUNT: usize = DropReason::ALL.len();
 
     /// Every reason, in discriminant order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Truncated,
         DropReason::UnsupportedEtherType,
         DropReason::NotForUs,
@@ -114,6 +134,13 @@ impl DropReason {
         DropReason::IcmpErrorSuppressed,
         DropReason::BadPort,
         DropReason::Segmented,
+        DropReason::AuthBadTag,
+        DropReason::AuthUnknownKey,
+        DropReason::TunnelMalformed,
+        DropReason::TunnelInnerMalformed,
+        DropReason::TunnelCeNotEct,
+        DropReason::TunnelOversize,
+        DropReason::NoHeadroom,
     ];
 
     /// The metric label: lower snake case, stable.
@@ -139,6 +166,13 @@ impl DropReason {
             DropReason::IcmpErrorSuppressed => "icmp_error_suppressed",
             DropReason::BadPort => "bad_port",
             DropReason::Segmented => "segmented",
+            DropReason::AuthBadTag => "auth_bad_tag",
+            DropReason::AuthUnknownKey => "auth_unknown_key",
+            DropReason::TunnelMalformed => "tunnel_malformed",
+            DropReason::TunnelInnerMalformed => "tunnel_inner_malformed",
+            DropReason::TunnelCeNotEct => "tunnel_ce_not_ect",
+            DropReason::TunnelOversize => "tunnel_oversize",
+            DropReason::NoHeadroom => "no_headroom",
         }
     }
 }

@@ -6,6 +6,7 @@
 //!   [`buf::PacketBuf`], the ingress port and `now`, rewrites the packet in place and
 //!   returns a [`verdict::Verdict`]. It never calls DPDK, never allocates, never locks and
 //!   never panics on any input.
+//! - [`auth`]: tunnel keys and HMAC tags (RFC 2104).
 //! - [`counters`]: per-core counters and the drop-reason enum.
 //! - [`command`]: the messages the control thread sends to lcores (and their answers).
 //! - `engine` (feature `dpdk`): the DPDK lcore loop around a pipeline.
@@ -14,6 +15,7 @@
 #![deny(unsafe_code)]
 
 pub mod addr;
+pub mod auth;
 pub mod buf;
 pub mod command;
 pub mod counters;

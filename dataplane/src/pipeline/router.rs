@@ -288,6 +288,7 @@ impl Router {
                 self.check_port(*port)?;
                 self.neighbours.learn(*port, *ip, *mac, now_ns).map(|_| ())
             }
+            Command::AddBinding(_) | Command::DelBinding { .. } => Err(CommandError::Unsupported),
         }
     }
 

@@ -9,6 +9,7 @@
 //! every `Repr` that `parse` can return (tested by round trips).
 
 pub mod arp;
+pub mod aves;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
