@@ -106,6 +106,20 @@ pub enum DropReason {
     TunnelOversize,
     /// The buffer has too little headroom for the headers to prepend.
     NoHeadroom,
+    /// A packet to a waypoint address from an initiator with no binding (a new connection is answered with ICMP host unreachable, AVES §3.3.2).
+    NoBinding,
+    /// A new flow or connection entry was needed but the table is at its capacity (existing entries keep working).
+    FlowTableFull,
+    /// A binding names a gateway this waypoint holds no key for.
+    NoGatewayKey,
+    /// A datagram had to be fragmented but could not be (no buffers, malformed, MTU too small).
+    FragmentFailed,
+    /// An outer fragment was dropped by reassembly (overlap, too many, too big, tiny, timeout, table or memory full); details in the reassembly counters.
+    Reassembly,
+    /// Inbound packet to the gateway's public address that matches no connection or NAT mapping (address-and-port-dependent filtering, RFC 4787).
+    NatNoMapping,
+    /// No free port for a new multi-homing or NAT44 mapping.
+    NatPortsExhausted,
 }
 
 impl DropReason {
@@ -113,7 +127,7 @@ impl DropReason {
     pub const COUNT: usize = DropReason::ALL.len();
 
     /// Every reason, in discriminant order.
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 34] = [
         DropReason::Truncated,
         DropReason::UnsupportedEtherType,
         DropReason::NotForUs,
@@ -141,6 +155,13 @@ impl DropReason {
         DropReason::TunnelCeNotEct,
         DropReason::TunnelOversize,
         DropReason::NoHeadroom,
+        DropReason::NoBinding,
+        DropReason::FlowTableFull,
+        DropReason::NoGatewayKey,
+        DropReason::FragmentFailed,
+        DropReason::Reassembly,
+        DropReason::NatNoMapping,
+        DropReason::NatPortsExhausted,
     ];
 
     /// The metric label: lower snake case, stable.
@@ -173,6 +194,13 @@ impl DropReason {
             DropReason::TunnelCeNotEct => "tunnel_ce_not_ect",
             DropReason::TunnelOversize => "tunnel_oversize",
             DropReason::NoHeadroom => "no_headroom",
+            DropReason::NoBinding => "no_binding",
+            DropReason::FlowTableFull => "flow_table_full",
+            DropReason::NoGatewayKey => "no_gateway_key",
+            DropReason::FragmentFailed => "fragment_failed",
+            DropReason::Reassembly => "reassembly",
+            DropReason::NatNoMapping => "nat_no_mapping",
+            DropReason::NatPortsExhausted => "nat_ports_exhausted",
         }
     }
 }
