@@ -4,6 +4,7 @@
 //! on a monotonic clock) and the core's counters; it rewrites the buffer in place and
 //! returns a [`crate::verdict::Verdict`]. It never allocates, locks, panics or calls DPDK.
 
+pub mod fragment;
 pub mod neighbour;
 pub mod route;
 pub mod router;
