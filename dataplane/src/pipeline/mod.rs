@@ -11,6 +11,7 @@
 //! turns that into the matching `Io` call.
 
 pub mod flow;
+pub mod fragment;
 pub mod neighbour;
 pub mod route;
 pub mod router;
