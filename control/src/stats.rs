@@ -35,8 +35,10 @@ pub struct Totals {
     pub events: Vec<(&'static str, u64)>,
 }
 
-fn events_of(e: &EventCounters) -> [(&'static str, u64); 8] {
+fn events_of(e: &EventCounters) -> [(&'static str, u64); 10] {
     [
+        ("fragments_made", e.fragments_made.get()),
+        ("datagrams_reassembled", e.datagrams_reassembled.get()),
         ("icmp_sent", e.icmp_sent.get()),
         ("icmp_suppressed", e.icmp_suppressed.get()),
         ("arp_replies_sent", e.arp_replies_sent.get()),

@@ -223,6 +223,10 @@ pub struct PortCounters {
 pub struct EventCounters {
     /// ICMP messages the engine generated (echo replies and errors).
     pub icmp_sent: Counter,
+    /// Fragments made (waypoint: outer datagrams over the egress MTU).
+    pub fragments_made: Counter,
+    /// Datagrams reassembled from fragments (gateway).
+    pub datagrams_reassembled: Counter,
     /// ICMP errors not sent: RFC 1812 §4.3.2.7 forbids them, or the rate limit hit.
     pub icmp_suppressed: Counter,
     /// ARP replies sent for owned addresses.

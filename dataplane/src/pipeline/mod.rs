@@ -16,6 +16,7 @@ pub mod neighbour;
 pub mod route;
 pub mod router;
 pub mod tunnel;
+pub mod waypoint;
 
 use crate::addr::MacAddr;
 use crate::buf::PacketBuf;

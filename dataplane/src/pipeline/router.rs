@@ -384,7 +384,14 @@ impl Router {
 
     /// True if `ip` is in a pool of any port (a waypoint address).
     pub fn is_pool(&self, ip: Ipv4Addr) -> bool {
-        self.ports.iter().any(|p| p.pools.iter().any(|r| r.contains(ip)))
+        self.ports
+            .iter()
+            .any(|p| p.pools.iter().any(|r| r.contains(ip)))
+    }
+
+    /// The port's MAC.
+    pub fn port_mac(&self, port: u16) -> Option<MacAddr> {
+        self.ports.get(usize::from(port)).map(|p| p.mac)
     }
 
     /// The port's MTU.

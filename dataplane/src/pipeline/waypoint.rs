@@ -1,0 +1,555 @@
+//! The AVES waypoint role (AVES paper §3.2, §3.3.1, §5.2).
+//!
+//! A waypoint owns pools of public addresses (waypoint addresses) on its port and a
+//! binding table keyed by (initiator A, waypoint address W) → (gateway R, responder B,
+//! mode). A packet `[A→W]` with a binding is translated to `[A→B]` (destination rewritten,
+//! IPv4 and TCP/UDP checksums updated per RFC 1624), encapsulated as
+//! `[W→R UDP AVES [A→B]]` (`pipeline::tunnel`, HMAC with the gateway's key), routed to R,
+//! and fragmented when the outer datagram exceeds the egress MTU. When the inner DF bit
+//! is set and it would not fit, the waypoint drops it and sends ICMP "fragmentation
+//! needed" with the MTU that fits (egress MTU − 48), so path MTU discovery works through
+//! the tunnel (§5.2).
+//!
+//! A new connection (TCP SYN, or any non-TCP packet) to a waypoint address from an
+//! initiator without a binding is dropped with ICMP host unreachable (§5.2: "This signals
+//! to the initiator that it needs to retry"); other packets without a binding are dropped.
+//! Everything else (ARP, ping to the interface address, routing) is the router role's.
+//!
+//! Timers (§5.2): a binding lives for the protocol timeout of its latest packet (ICMP
+//! 1 min, UDP 15 min, TCP 30 min, other 15 min, TCP to port 80 20 min); the TCP
+//! connections of a binding are tracked, and when the last one has closed (FIN both ways,
+//! or RST) the binding is removed at once — except for port 80, whose clients cache DNS
+//! answers. Pinned (configured) bindings never expire.
+//!
+//! The inner TTL is not decremented: from the initiator's point of view the waypoint is
+//! the destination host, so traceroute ends at W (the responder's ICMP port unreachable
+//! comes back translated by the gateway).
+//!
+//! Invariants: per packet no allocation (buffers for fragments come from the `Io`), no
+//! lock, no panic; every buffer ends in the `Io`.
+
+use crate::addr::MacAddr;
+use crate::auth::Keyring;
+use crate::buf::PacketBuf;
+use crate::command::{Binding, Command, CommandError, Mode, Notice};
+use crate::counters::{CoreCounters, DropReason};
+use crate::pipeline::flow::{flow_key, FlowKey, FlowTable, TcpState, Timeouts};
+use crate::pipeline::fragment::fragment;
+use crate::pipeline::router::{valid_source, IcmpError, Router, RouterConfig, RouterConfigError};
+use crate::pipeline::tunnel::{self, Outer, OVERHEAD};
+use crate::pipeline::{deliver, Io, Role};
+use crate::wire::{aves, checksum, ethernet, icmpv4, ipv4, tcp};
+use std::net::Ipv4Addr;
+
+const ETH: usize = ethernet::HEADER_LEN;
+
+/// A gateway this waypoint tunnels to, with the keys it signs with.
+#[derive(Clone, Debug)]
+pub struct GatewayKeys {
+    /// The gateway's public address (tunnel endpoint).
+    pub address: Ipv4Addr,
+    /// Its keys; the current one signs.
+    pub keys: Keyring,
+}
+
+/// Everything the waypoint role needs at start.
+#[derive(Clone, Debug)]
+pub struct WaypointConfig {
+    /// Ports, addresses, pools (the waypoint addresses), routes, neighbours.
+    pub router: RouterConfig,
+    /// Gateways and their keys.
+    pub gateways: Vec<GatewayKeys>,
+    /// Bindings installed at start (pinned).
+    pub bindings: Vec<Binding>,
+    /// Binding table capacity.
+    pub binding_capacity: usize,
+    /// TCP connection tracking capacity.
+    pub connection_capacity: usize,
+    /// Tunnel UDP port at the gateways.
+    pub tunnel_port: u16,
+    /// Authenticate headers only (paper §5.4), instead of the whole inner datagram.
+    pub headers_only: bool,
+    /// Protocol timeouts (§5.2 by default).
+    pub timeouts: Timeouts,
+    /// Hash seed for the tables.
+    pub seed: u64,
+}
+
+/// One binding's state.
+#[derive(Clone, Copy, Debug)]
+struct BindingState {
+    gateway: usize,
+    responder: Ipv4Addr,
+    mode: Mode,
+    pinned: bool,
+    /// TCP connections of this binding not yet closed.
+    open_tcp: u32,
+    /// Saw TCP to port 80: never removed on close (§5.2).
+    http: bool,
+}
+
+/// The waypoint role's per-core state.
+#[derive(Debug)]
+pub struct Waypoint {
+    router: Router,
+    gateways: Vec<GatewayKeys>,
+    bindings: FlowTable<BindingState>,
+    connections: FlowTable<TcpState>,
+    tunnel_port: u16,
+    headers_only: bool,
+    timeouts: Timeouts,
+}
+
+/// The binding table key for (initiator, waypoint address).
+fn pair(initiator: Ipv4Addr, waypoint: Ipv4Addr) -> FlowKey {
+    FlowKey {
+        proto: 0,
+        src: initiator,
+        dst: waypoint,
+        sport: 0,
+        dport: 0,
+    }
+}
+
+/// What the per-packet path learned from the headers.
+struct Inbound {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    total_len: usize,
+    dont_frag: bool,
+    key: Option<FlowKey>,
+    tcp_flags: Option<u8>,
+    first_fragment: bool,
+}
+
+impl Waypoint {
+    /// Builds the tables. Errors on a bad router config, too many bindings, or a
+    /// binding whose gateway has no key.
+    pub fn new(cfg: &WaypointConfig) -> Result<Waypoint, RouterConfigError> {
+        let router = Router::new(&cfg.router)?;
+        let mut w = Waypoint {
+            router,
+            gateways: cfg.gateways.clone(),
+            bindings: FlowTable::new(cfg.binding_capacity.max(1), cfg.seed),
+            connections: FlowTable::new(cfg.connection_capacity.max(1), cfg.seed ^ 0x5bd1e995),
+            tunnel_port: cfg.tunnel_port,
+            headers_only: cfg.headers_only,
+            timeouts: cfg.timeouts,
+        };
+        for b in &cfg.bindings {
+            w.add_binding(b, 0).map_err(|e| {
+                RouterConfigError(format!(
+                    "binding {} via waypoint {} to {} at gateway {}: {e}",
+                    b.initiator, b.waypoint, b.responder, b.gateway
+                ))
+            })?;
+        }
+        Ok(w)
+    }
+
+    /// The router underneath (ARP, routes, neighbours).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Number of live bindings.
+    pub fn binding_count(&self) -> usize {
+        self.bindings.len()
+    }
+
+    /// The responder bound for (initiator, waypoint), if any.
+    pub fn binding(
+        &self,
+        initiator: Ipv4Addr,
+        waypoint: Ipv4Addr,
+        now_ns: u64,
+    ) -> Option<Ipv4Addr> {
+        self.bindings
+            .get(&pair(initiator, waypoint), now_ns)
+            .map(|b| b.responder)
+    }
+
+    fn add_binding(&mut self, b: &Binding, now_ns: u64) -> Result<(), CommandError> {
+        if !self.router.is_pool(b.waypoint) {
+            return Err(CommandError::Invalid);
+        }
+        let gateway = self
+            .gateways
+            .iter()
+            .position(|g| g.address == b.gateway)
+            .ok_or(CommandError::Invalid)?;
+        let key = pair(b.initiator, b.waypoint);
+        if let Some(cur) = self.bindings.get_mut(&key, now_ns) {
+            // §3.3.1: one responder per (initiator, waypoint address).
+            if cur.responder != b.responder || cur.gateway != gateway {
+                return Err(CommandError::Conflict);
+            }
+            cur.mode = b.mode;
+            cur.pinned |= b.pinned;
+            let exp = if cur.pinned {
+                u64::MAX
+            } else {
+                now_ns.saturating_add(self.timeouts.other)
+            };
+            self.bindings.touch(&key, exp, now_ns);
+            return Ok(());
+        }
+        let state = BindingState {
+            gateway,
+            responder: b.responder,
+            mode: b.mode,
+            pinned: b.pinned,
+            open_tcp: 0,
+            http: false,
+        };
+        // A fresh binding waits for its first packet for the "other" timeout (15 min by
+        // default); the delayed-binding wait state (issue 4) shortens this.
+        let exp = if b.pinned {
+            u64::MAX
+        } else {
+            now_ns.saturating_add(self.timeouts.other)
+        };
+        self.bindings
+            .insert(key, state, exp, now_ns)
+            .map(|_| ())
+            .map_err(|_| CommandError::TableFull)
+    }
+
+    /// Reads what the waypoint needs from the frame; `None` means "not a valid IPv4
+    /// packet" and the router's checks will drop it with the right reason.
+    fn inspect(data: &[u8]) -> Option<Inbound> {
+        let frame = ethernet::Frame::new_checked(data).ok()?;
+        if frame.ethertype() != ethernet::ethertype::IPV4 {
+            return None;
+        }
+        let ip = ipv4::Packet::new_checked(frame.payload()).ok()?;
+        if !ip.verify_checksum() {
+            return None;
+        }
+        let first_fragment = ip.frag_offset() == 0;
+        let tcp_flags = if ip.protocol() == ipv4::protocol::TCP && first_fragment {
+            tcp::Packet::new_checked(ip.payload())
+                .ok()
+                .map(|t| t.flags())
+        } else {
+            None
+        };
+        Some(Inbound {
+            src: ip.src(),
+            dst: ip.dst(),
+            total_len: usize::from(ip.total_len()),
+            dont_frag: ip.dont_frag(),
+            key: flow_key(frame.payload()),
+            tcp_flags,
+            first_fragment,
+        })
+    }
+
+    /// The waypoint path for a packet to a waypoint address.
+    fn tunnel<B: PacketBuf>(
+        &mut self,
+        mut buf: B,
+        in_port: u16,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+        p: Inbound,
+    ) {
+        if !valid_source(p.src) {
+            return io.drop_packet(buf, DropReason::Ipv4BadSource);
+        }
+        // Drop Ethernet padding so lengths below are the datagram's.
+        let extra = buf.len().saturating_sub(ETH + p.total_len);
+        if extra > 0 && !buf.trim(extra) {
+            return io.drop_packet(buf, DropReason::Ipv4Malformed);
+        }
+        let bkey = pair(p.src, p.dst);
+        let new_connection = match p.tcp_flags {
+            Some(f) => f & tcp::flags::SYN != 0 && f & tcp::flags::ACK == 0,
+            None => p.first_fragment,
+        };
+        let Some(b) = self.bindings.get(&bkey, now_ns).copied() else {
+            if new_connection {
+                let v = self.router.icmp_error(
+                    &mut buf,
+                    in_port,
+                    now_ns,
+                    counters,
+                    IcmpError {
+                        msg_type: icmpv4::msg::DST_UNREACHABLE,
+                        code: icmpv4::unreach::HOST,
+                        mtu: 0,
+                        reason: DropReason::NoBinding,
+                    },
+                );
+                return deliver(buf, v, io);
+            }
+            return io.drop_packet(buf, DropReason::NoBinding);
+        };
+        let Some(gw) = self.gateways.get(b.gateway) else {
+            return io.drop_packet(buf, DropReason::NoGatewayKey);
+        };
+        let (gw_addr, Some(key)) = (gw.address, gw.keys.sign_key()) else {
+            return io.drop_packet(buf, DropReason::NoGatewayKey);
+        };
+        let Some(route) = self.router.route(gw_addr) else {
+            return io.drop_packet(buf, DropReason::NoRoute);
+        };
+        let mtu = usize::from(self.router.mtu(route.port).unwrap_or(0));
+
+        // Path MTU discovery through the tunnel (§5.2): DF set and too big after
+        // encapsulation → "fragmentation needed" with the MTU that fits.
+        if p.dont_frag && p.total_len + OVERHEAD > mtu {
+            let inner_mtu = mtu.saturating_sub(OVERHEAD) as u16;
+            let v = self.router.icmp_error(
+                &mut buf,
+                in_port,
+                now_ns,
+                counters,
+                IcmpError {
+                    msg_type: icmpv4::msg::DST_UNREACHABLE,
+                    code: icmpv4::unreach::FRAG_NEEDED,
+                    mtu: inner_mtu,
+                    reason: DropReason::MtuExceeded,
+                },
+            );
+            return deliver(buf, v, io);
+        }
+
+        // Timers and TCP close tracking (§5.2).
+        let mut remove_binding = false;
+        let mut http = b.http;
+        let mut tcp_state = None;
+        if let (Some(k), Some(flags)) = (p.key, p.tcp_flags) {
+            http |= k.is_http();
+            let mut closed = false;
+            if let Some(st) = self.connections.get_mut(&k, now_ns) {
+                st.update(true, flags);
+                closed = st.is_closed();
+                tcp_state = Some(*st);
+            } else if new_connection {
+                let mut st = TcpState::default();
+                st.update(true, flags);
+                let exp = now_ns.saturating_add(self.timeouts.for_packet(&k, Some(st)));
+                if self.connections.insert(k, st, exp, now_ns).is_ok() {
+                    if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
+                        bs.open_tcp = bs.open_tcp.saturating_add(1);
+                    }
+                    tcp_state = Some(st);
+                } else {
+                    counters.count_drop(DropReason::FlowTableFull);
+                }
+            }
+            if closed {
+                self.connections.remove(&k);
+                if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
+                    bs.open_tcp = bs.open_tcp.saturating_sub(1);
+                    remove_binding = bs.open_tcp == 0 && !http && !bs.pinned;
+                }
+            } else if let Some(st) = tcp_state {
+                let exp = now_ns.saturating_add(self.timeouts.for_packet(&k, Some(st)));
+                self.connections.touch(&k, exp, now_ns);
+            }
+        }
+        if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
+            bs.http = http;
+        }
+        if !b.pinned {
+            let t = match p.key {
+                Some(k) => self.timeouts.for_packet(&k, tcp_state),
+                None => self.timeouts.other,
+            };
+            let want = now_ns.saturating_add(t);
+            let cur = self.bindings.expires_at(&bkey, now_ns).unwrap_or(0);
+            if want > cur {
+                self.bindings.touch(&bkey, want, now_ns);
+            }
+        }
+
+        // Translate [A→W] to [A→B].
+        if let Err(r) = translate_dst(&mut buf, b.responder) {
+            return io.drop_packet(buf, r);
+        }
+        let mut flags = 0;
+        if self.headers_only {
+            flags |= aves::FLAG_H;
+        }
+        if b.mode == Mode::MultiHoming {
+            flags |= aves::FLAG_M;
+        }
+        let outer = Outer {
+            src: p.dst,
+            dst: gw_addr,
+            dst_port: self.tunnel_port,
+            ident: self.router.next_ident(),
+            flags,
+        };
+        if let Err(r) = tunnel::encapsulate(&mut buf, &outer, key) {
+            return io.drop_packet(buf, r);
+        }
+        if remove_binding {
+            self.bindings.remove(&bkey);
+        }
+        let nh = route.next_hop_for(gw_addr);
+        if buf.len() <= ETH + mtu {
+            let v = self.router.send(&mut buf, route.port, nh, now_ns);
+            return deliver(buf, v, io);
+        }
+        // Fragment the outer datagram (DF is clear: it was copied from the inner one).
+        let router = &self.router;
+        let mut pending: [Option<B>; crate::pipeline::fragment::MAX_FRAGMENTS] =
+            std::array::from_fn(|_| None);
+        let mut n = 0usize;
+        let res = {
+            let (alloc_io, slots) = (&mut *io, &mut pending);
+            fragment(
+                buf,
+                mtu as u16,
+                || alloc_io.alloc(),
+                |f| {
+                    if let Some(s) = slots.get_mut(n) {
+                        *s = Some(f);
+                        n += 1;
+                    }
+                },
+            )
+        };
+        match res {
+            Ok(_) => {
+                counters.events.fragments_made.add(n as u64);
+                for mut f in pending.into_iter().flatten() {
+                    let v = router.send(&mut f, route.port, nh, now_ns);
+                    deliver(f, v, io);
+                }
+            }
+            Err(e) => counters.count_drop(e.drop_reason()),
+        }
+    }
+}
+
+/// Rewrites the destination of the IPv4 datagram in `buf` (after Ethernet) to `to`,
+/// updating the header checksum and, in a first fragment, the TCP/UDP checksum's
+/// pseudo-header part (RFC 1624). A zero UDP checksum stays zero.
+pub fn translate_dst<B: PacketBuf>(buf: &mut B, to: Ipv4Addr) -> Result<(), DropReason> {
+    let data = buf.data_mut();
+    let body = data.get_mut(ETH..).ok_or(DropReason::Truncated)?;
+    let mut ip = ipv4::Packet::new_checked(body).map_err(|_| DropReason::Ipv4Malformed)?;
+    let from = ip.dst();
+    let first = ip.frag_offset() == 0;
+    let proto = ip.protocol();
+    ip.set_dst_incremental(to);
+    if first {
+        update_l4_addr(proto, ip.payload_mut(), from, to);
+    }
+    Ok(())
+}
+
+/// Rewrites the source address, as [`translate_dst`].
+pub fn translate_src<B: PacketBuf>(buf: &mut B, to: Ipv4Addr) -> Result<(), DropReason> {
+    let data = buf.data_mut();
+    let body = data.get_mut(ETH..).ok_or(DropReason::Truncated)?;
+    let mut ip = ipv4::Packet::new_checked(body).map_err(|_| DropReason::Ipv4Malformed)?;
+    let from = ip.src();
+    let first = ip.frag_offset() == 0;
+    let proto = ip.protocol();
+    ip.set_src_incremental(to);
+    if first {
+        update_l4_addr(proto, ip.payload_mut(), from, to);
+    }
+    Ok(())
+}
+
+/// Updates a TCP/UDP checksum for an address change in the pseudo-header (RFC 1624).
+pub fn update_l4_addr(proto: u8, l4: &mut [u8], from: Ipv4Addr, to: Ipv4Addr) {
+    let off = match proto {
+        ipv4::protocol::TCP => 16,
+        ipv4::protocol::UDP => 6,
+        _ => return,
+    };
+    let Some(field) = l4.get_mut(off..off + 2) else {
+        return;
+    };
+    let old = u16::from_be_bytes([field[0], field[1]]);
+    if proto == ipv4::protocol::UDP && old == 0 {
+        return; // no checksum (RFC 768)
+    }
+    let mut new = checksum::update32(old, u32::from(from), u32::from(to));
+    if proto == ipv4::protocol::UDP && new == 0 {
+        new = 0xffff;
+    }
+    field.copy_from_slice(&new.to_be_bytes());
+}
+
+impl<B: PacketBuf> Role<B> for Waypoint {
+    fn handle(
+        &mut self,
+        mut buf: B,
+        in_port: u16,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
+        // Only unicast frames to us carrying IPv4 to a waypoint address take the
+        // waypoint path; the router checks the MAC and everything else.
+        let ours = {
+            let d = buf.data();
+            ethernet::Frame::new_checked(d).is_ok_and(|f| {
+                f.ethertype() == ethernet::ethertype::IPV4 && !f.dst().is_broadcast()
+            })
+        };
+        if ours {
+            if let Some(p) = Self::inspect(buf.data()) {
+                if self.router.is_pool(p.dst) {
+                    let mac_ok = ethernet::Frame::new_checked(buf.data())
+                        .is_ok_and(|f| Some(f.dst()) == self.port_mac(in_port));
+                    if !mac_ok {
+                        return io.drop_packet(buf, DropReason::NotForUs);
+                    }
+                    return self.tunnel(buf, in_port, now_ns, counters, io, p);
+                }
+            }
+        }
+        let v = self.router.process(&mut buf, in_port, now_ns, counters);
+        deliver(buf, v, io);
+    }
+
+    fn apply(&mut self, cmd: &Command, now_ns: u64) -> Result<(), CommandError> {
+        match cmd {
+            Command::AddBinding(b) => self.add_binding(b, now_ns),
+            Command::DelBinding {
+                initiator,
+                waypoint,
+            } => {
+                let key = pair(*initiator, *waypoint);
+                self.bindings
+                    .remove(&key)
+                    .map(|_| ())
+                    .ok_or(CommandError::NotFound)
+            }
+            other => self.router.apply(other, now_ns),
+        }
+    }
+
+    fn neighbour(&self, port: u16, ip: Ipv4Addr, now_ns: u64) -> Option<MacAddr> {
+        self.router.neighbour(port, ip, now_ns)
+    }
+
+    fn build_arp_request(&self, buf: &mut B, port: u16, target: Ipv4Addr) -> bool {
+        self.router.build_arp_request(buf, port, target)
+    }
+
+    fn pop_learned(&mut self) -> Option<Notice> {
+        self.router.pop_learned()
+    }
+
+    fn tick(&mut self, now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {
+        self.connections.expire(now_ns, 64);
+        self.bindings.expire(now_ns, 64);
+    }
+}
+
+impl Waypoint {
+    fn port_mac(&self, port: u16) -> Option<MacAddr> {
+        self.router.port_mac(port)
+    }
+}
