@@ -6,5 +6,6 @@
 
 pub mod flow;
 pub mod neighbour;
+pub mod ports;
 pub mod route;
 pub mod router;
