@@ -81,24 +81,34 @@ impl FlowKey {
         self.proto == protocol::TCP && (self.sport == HTTP_PORT || self.dport == HTTP_PORT)
     }
 
-    /// The key hashed with `seed` (a folded-multiply mix in the style of foldhash).
-    /// Not cryptographic: the seed only makes collision flooding harder to aim.
+    /// The key hashed with `seed`: two rounds of splitmix64's finaliser, a bijection,
+    /// so keys that differ only in their addresses (or only in protocol and ports) never
+    /// collide in 64 bits. Not cryptographic: the seed only makes the slot of a key, and
+    /// so collision flooding, hard to aim from outside.
     fn hash(&self, seed: u64) -> u64 {
         let addrs = (u64::from(u32::from(self.src)) << 32) | u64::from(u32::from(self.dst));
         let rest =
             (u64::from(self.proto) << 32) | (u64::from(self.sport) << 16) | u64::from(self.dport);
-        let h = folded_multiply(
-            addrs ^ seed ^ 0x243f_6a88_85a3_08d3,
-            rest ^ seed.rotate_left(32) ^ 0x1319_8a2e_0370_7344,
-        );
-        folded_multiply(h ^ 0xa409_3822_299f_31d0, seed ^ 0x082e_fa98_ec4e_6c89)
+        mix(mix(addrs ^ seed) ^ rest ^ seed.rotate_left(29))
     }
 }
 
-/// The high and low halves of the 128-bit product, xored.
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let p = u128::from(a) * u128::from(b);
-    (p as u64) ^ ((p >> 64) as u64)
+/// splitmix64's finaliser: every input bit moves every output bit.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// ICMP query types besides echo (RFC 792, RFC 950), which also carry an identifier.
+mod query {
+    pub const TIMESTAMP: u8 = 13;
+    pub const TIMESTAMP_REPLY: u8 = 14;
+    pub const INFO_REQUEST: u8 = 15;
+    pub const INFO_REPLY: u8 = 16;
+    pub const ADDRESS_MASK: u8 = 17;
+    pub const ADDRESS_MASK_REPLY: u8 = 18;
 }
 
 /// True for the ICMP query types that carry an identifier at bytes 4..6 (RFC 792,
@@ -106,7 +116,14 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
 fn is_icmp_query(kind: u8) -> bool {
     matches!(
         kind,
-        msg::ECHO_REPLY | msg::ECHO_REQUEST | 13 | 14 | 15 | 16 | 17 | 18
+        msg::ECHO_REPLY
+            | msg::ECHO_REQUEST
+            | query::TIMESTAMP
+            | query::TIMESTAMP_REPLY
+            | query::INFO_REQUEST
+            | query::INFO_REPLY
+            | query::ADDRESS_MASK
+            | query::ADDRESS_MASK_REPLY
     )
 }
 
@@ -876,6 +893,16 @@ mod tests {
         reply[20] = msg::ECHO_REPLY;
         assert_eq!(flow_key(&reply), Some(k.reversed()));
         assert_eq!(k.reversed().reversed(), k);
+        // Timestamp and address mask queries carry an identifier at the same place.
+        for kind in [query::TIMESTAMP, query::ADDRESS_MASK_REPLY] {
+            let mut q = cat(&[&PING_IP, &PING_ICMP]);
+            q[20] = kind;
+            assert_eq!(flow_key(&q), Some(k));
+        }
+        // An unknown type (42) has none.
+        let mut q = cat(&[&PING_IP, &PING_ICMP]);
+        q[20] = 42;
+        assert_eq!(flow_key(&q).map(|k| k.sport), Some(0));
     }
 
     #[test]

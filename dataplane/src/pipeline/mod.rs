@@ -13,6 +13,7 @@
 pub mod flow;
 pub mod fragment;
 pub mod neighbour;
+pub mod ports;
 pub mod route;
 pub mod router;
 pub mod tunnel;
