@@ -11,6 +11,7 @@
 //! turns that into the matching `Io` call.
 
 pub mod flow;
+pub mod gateway;
 pub mod fragment;
 pub mod neighbour;
 pub mod ports;
