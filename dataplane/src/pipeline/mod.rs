@@ -6,5 +6,6 @@
 
 pub mod fragment;
 pub mod neighbour;
+pub mod reassembly;
 pub mod route;
 pub mod router;
