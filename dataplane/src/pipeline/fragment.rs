@@ -135,6 +135,10 @@ struct Plan {
     base_offset: usize,
     /// MF of the original: the last fragment keeps it.
     more: bool,
+    /// The options with the copy flag, for the later fragments.
+    opts: [u8; MAX_OPTIONS_LEN],
+    /// Length of `opts` in use (unpadded).
+    copied: usize,
 }
 
 impl Plan {
@@ -187,12 +191,8 @@ pub fn fragment<B: PacketBuf>(
     }
 
     // Phase 2: write the later fragments from the (still intact) original.
-    let mut opts = [0u8; MAX_OPTIONS_LEN];
     let orig = buf.data();
-    let hdr = orig
-        .get(eth..eth + plan.hlen)
-        .ok_or(FragmentError::Malformed)?;
-    let copied = copied_options(hdr.get(ipv4::MIN_HEADER_LEN..).unwrap_or(&[]), &mut opts)?;
+    let copied = plan.copied;
     for i in 1..plan.count {
         let (start, end) = plan.range(i);
         let Some(Some(b)) = extra.get_mut(i - 1) else {
@@ -203,7 +203,7 @@ pub fn fragment<B: PacketBuf>(
             .get(eth + plan.hlen + start..eth + plan.hlen + end)
             .ok_or(FragmentError::Malformed)?;
         copy(d, 0, orig.get(..eth + ipv4::MIN_HEADER_LEN))?;
-        copy(d, eth + ipv4::MIN_HEADER_LEN, opts.get(..copied))?;
+        copy(d, eth + ipv4::MIN_HEADER_LEN, plan.opts.get(..copied))?;
         d.get_mut(eth + ipv4::MIN_HEADER_LEN + copied..eth + plan.hlen_rest)
             .ok_or(FragmentError::NoBuffer)?
             .fill(0); // End of Option List padding
@@ -291,8 +291,8 @@ fn plan(frame: &[u8], mtu: u16) -> Result<Option<Plan>, FragmentError> {
         return Err(FragmentError::DontFragment);
     }
     let hlen = ip.header_len();
-    let mut scratch = [0u8; MAX_OPTIONS_LEN];
-    let copied = copied_options(ip.options(), &mut scratch)?;
+    let mut opts = [0u8; MAX_OPTIONS_LEN];
+    let copied = copied_options(ip.options(), &mut opts)?;
     let hlen_rest = ipv4::MIN_HEADER_LEN + copied.div_ceil(4) * 4;
     if mtu < hlen + 8 {
         return Err(FragmentError::MtuTooSmall);
@@ -315,6 +315,8 @@ fn plan(frame: &[u8], mtu: u16) -> Result<Option<Plan>, FragmentError> {
         count,
         base_offset,
         more: ip.more_frags(),
+        opts,
+        copied,
     };
     // The last fragment's offset must fit the 13-bit field (RFC 791 §3.1).
     let (last_start, _) = plan.range(count - 1);

@@ -40,7 +40,8 @@
 //!   [`Reassembler::drain`]. Dropping the `Reassembler` frees what it holds.
 //! - The held fragments of a datagram never overlap and are sorted by offset, so the
 //!   datagram is complete exactly when the last fragment (MF clear) has arrived and the
-//!   held payload bytes add up to its end.
+//!   held payload bytes add up to its end. (RFC 815's hole list answers the same
+//!   question when overlaps are allowed; refusing them makes a byte count enough.)
 //! - [`Reassembler::new`] allocates everything: a slot per datagram, an arena of
 //!   `max_datagrams × max_fragments` fragment slots (datagram `i` owns the `i`-th run of
 //!   `max_fragments`), an open-addressing index (linear probing, power of two, at most
