@@ -135,6 +135,10 @@ struct Plan {
     base_offset: usize,
     /// MF of the original: the last fragment keeps it.
     more: bool,
+    /// The options with the copy flag, for the later fragments.
+    opts: [u8; MAX_OPTIONS_LEN],
+    /// Length of `opts` in use (unpadded).
+    copied: usize,
 }
 
 impl Plan {
@@ -187,12 +191,8 @@ pub fn fragment<B: PacketBuf>(
     }
 
     // Phase 2: write the later fragments from the (still intact) original.
-    let mut opts = [0u8; MAX_OPTIONS_LEN];
     let orig = buf.data();
-    let hdr = orig
-        .get(eth..eth + plan.hlen)
-        .ok_or(FragmentError::Malformed)?;
-    let copied = copied_options(hdr.get(ipv4::MIN_HEADER_LEN..).unwrap_or(&[]), &mut opts)?;
+    let copied = plan.copied;
     for i in 1..plan.count {
         let (start, end) = plan.range(i);
         let Some(Some(b)) = extra.get_mut(i - 1) else {
@@ -203,7 +203,7 @@ pub fn fragment<B: PacketBuf>(
             .get(eth + plan.hlen + start..eth + plan.hlen + end)
             .ok_or(FragmentError::Malformed)?;
         copy(d, 0, orig.get(..eth + ipv4::MIN_HEADER_LEN))?;
-        copy(d, eth + ipv4::MIN_HEADER_LEN, opts.get(..copied))?;
+        copy(d, eth + ipv4::MIN_HEADER_LEN, plan.opts.get(..copied))?;
         d.get_mut(eth + ipv4::MIN_HEADER_LEN + copied..eth + plan.hlen_rest)
             .ok_or(FragmentError::NoBuffer)?
             .fill(0); // End of Option List padding
@@ -291,8 +291,8 @@ fn plan(frame: &[u8], mtu: u16) -> Result<Option<Plan>, FragmentError> {
         return Err(FragmentError::DontFragment);
     }
     let hlen = ip.header_len();
-    let mut scratch = [0u8; MAX_OPTIONS_LEN];
-    let copied = copied_options(ip.options(), &mut scratch)?;
+    let mut opts = [0u8; MAX_OPTIONS_LEN];
+    let copied = copied_options(ip.options(), &mut opts)?;
     let hlen_rest = ipv4::MIN_HEADER_LEN + copied.div_ceil(4) * 4;
     if mtu < hlen + 8 {
         return Err(FragmentError::MtuTooSmall);
@@ -315,6 +315,8 @@ fn plan(frame: &[u8], mtu: u16) -> Result<Option<Plan>, FragmentError> {
         count,
         base_offset,
         more: ip.more_frags(),
+        opts,
+        copied,
     };
     // The last fragment's offset must fit the 13-bit field (RFC 791 §3.1).
     let (last_start, _) = plan.range(count - 1);
@@ -325,19 +327,19 @@ fn plan(frame: &[u8], mtu: u16) -> Result<Option<Plan>, FragmentError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::buf::VecBuf;
     use proptest::prelude::*;
 
     /// Ethernet header: 02:00:00:00:00:02 <- 02:00:00:00:00:01, IPv4.
-    const ETH: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    pub(crate) const ETH: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
 
     /// 10.0.0.1 -> 10.0.0.2, UDP, ident 0x1234, TTL 64, IHL 7 with Router Alert
     /// (type 0x94, copied) and an empty Record Route (type 7, not copied), payload
     /// 0..40: total length 68. Checksums here and below
     /// from an independent Python RFC 1071 sum: 0xb36b, 0x937b, 0xbf87.
-    const DATAGRAM: [u8; 68] = [
+    pub(crate) const DATAGRAM: [u8; 68] = [
         0x47, 0x00, 0x00, 0x44, 0x12, 0x34, 0x00, 0x00, 0x40, 0x11, 0xb3, 0x6b, 10, 0, 0, 1, 10, 0,
         0, 2, // options
         0x94, 0x04, 0x00, 0x00, 0x07, 0x03, 0x04, 0x00, // payload
@@ -346,20 +348,20 @@ mod tests {
     ];
 
     /// DATAGRAM at MTU 52: first fragment, all options, 24 payload bytes, MF, offset 0.
-    const FRAG0: [u8; 52] = [
+    pub(crate) const FRAG0: [u8; 52] = [
         0x47, 0x00, 0x00, 0x34, 0x12, 0x34, 0x20, 0x00, 0x40, 0x11, 0x93, 0x7b, 10, 0, 0, 1, 10, 0,
         0, 2, 0x94, 0x04, 0x00, 0x00, 0x07, 0x03, 0x04, 0x00, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
         12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
     ];
 
     /// Second (last) fragment: Router Alert only (IHL 6), 16 bytes at offset 24 (3 units).
-    const FRAG1: [u8; 40] = [
+    pub(crate) const FRAG1: [u8; 40] = [
         0x46, 0x00, 0x00, 0x28, 0x12, 0x34, 0x00, 0x03, 0x40, 0x11, 0xbf, 0x87, 10, 0, 0, 1, 10, 0,
         0, 2, 0x94, 0x04, 0x00, 0x00, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38,
         39,
     ];
 
-    fn frame(ip: &[u8]) -> VecBuf {
+    pub(crate) fn frame(ip: &[u8]) -> VecBuf {
         let mut v = ETH.to_vec();
         v.extend_from_slice(ip);
         VecBuf::from_slice(&v)
@@ -499,7 +501,7 @@ mod tests {
     }
 
     /// Drops count into a shared cell: proves what is freed.
-    struct Counted(VecBuf, std::rc::Rc<std::cell::Cell<usize>>);
+    pub(crate) struct Counted(pub VecBuf, pub std::rc::Rc<std::cell::Cell<usize>>);
     impl Drop for Counted {
         fn drop(&mut self) {
             self.1.set(self.1.get() + 1);
@@ -568,7 +570,7 @@ mod tests {
     }
 
     /// A random datagram: header with optional options, random payload.
-    fn datagram(payload: &[u8], opts: &[u8], ttl: u8, ident: u16, proto: u8) -> Vec<u8> {
+    pub(crate) fn datagram(payload: &[u8], opts: &[u8], ttl: u8, ident: u16, proto: u8) -> Vec<u8> {
         let hlen = 20 + opts.len().div_ceil(4) * 4;
         let mut ip = vec![0u8; hlen + payload.len()];
         ip[20..20 + opts.len()].copy_from_slice(opts);

@@ -9,12 +9,16 @@
 //!
 //! Simple roles work in place and return a [`crate::verdict::Verdict`]; [`deliver`]
 //! turns that into the matching `Io` call.
+//!
+//! Stages that turn one buffer into several or several into one ([`fragment`],
+//! [`reassembly`]) take buffers from the caller's `alloc` closure.
 
 pub mod flow;
 pub mod gateway;
 pub mod fragment;
 pub mod neighbour;
 pub mod ports;
+pub mod reassembly;
 pub mod route;
 pub mod router;
 pub mod tunnel;
