@@ -14,8 +14,9 @@
 //! [`reassembly`]) take buffers from the caller's `alloc` closure.
 
 pub mod flow;
-pub mod gateway;
 pub mod fragment;
+pub mod gateway;
+pub mod nat;
 pub mod neighbour;
 pub mod ports;
 pub mod reassembly;

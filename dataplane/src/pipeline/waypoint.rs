@@ -38,7 +38,8 @@ use crate::pipeline::fragment::fragment;
 use crate::pipeline::router::{valid_source, IcmpError, Router, RouterConfig, RouterConfigError};
 use crate::pipeline::tunnel::{self, Outer, OVERHEAD};
 use crate::pipeline::{deliver, Io, Role};
-use crate::wire::{aves, checksum, ethernet, icmpv4, ipv4, tcp};
+use crate::pipeline::nat::{self, End};
+use crate::wire::{aves, ethernet, icmpv4, ipv4, tcp};
 use std::net::Ipv4Addr;
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -428,56 +429,14 @@ impl Waypoint {
 }
 
 /// Rewrites the destination of the IPv4 datagram in `buf` (after Ethernet) to `to`,
-/// updating the header checksum and, in a first fragment, the TCP/UDP checksum's
-/// pseudo-header part (RFC 1624). A zero UDP checksum stays zero.
+/// with RFC 1624 checksum updates (see [`crate::pipeline::nat`]).
 pub fn translate_dst<B: PacketBuf>(buf: &mut B, to: Ipv4Addr) -> Result<(), DropReason> {
-    let data = buf.data_mut();
-    let body = data.get_mut(ETH..).ok_or(DropReason::Truncated)?;
-    let mut ip = ipv4::Packet::new_checked(body).map_err(|_| DropReason::Ipv4Malformed)?;
-    let from = ip.dst();
-    let first = ip.frag_offset() == 0;
-    let proto = ip.protocol();
-    ip.set_dst_incremental(to);
-    if first {
-        update_l4_addr(proto, ip.payload_mut(), from, to);
+    let body = buf.data_mut().get_mut(ETH..).ok_or(DropReason::Truncated)?;
+    if nat::rewrite_addr(body, End::Destination, to) {
+        Ok(())
+    } else {
+        Err(DropReason::Ipv4Malformed)
     }
-    Ok(())
-}
-
-/// Rewrites the source address, as [`translate_dst`].
-pub fn translate_src<B: PacketBuf>(buf: &mut B, to: Ipv4Addr) -> Result<(), DropReason> {
-    let data = buf.data_mut();
-    let body = data.get_mut(ETH..).ok_or(DropReason::Truncated)?;
-    let mut ip = ipv4::Packet::new_checked(body).map_err(|_| DropReason::Ipv4Malformed)?;
-    let from = ip.src();
-    let first = ip.frag_offset() == 0;
-    let proto = ip.protocol();
-    ip.set_src_incremental(to);
-    if first {
-        update_l4_addr(proto, ip.payload_mut(), from, to);
-    }
-    Ok(())
-}
-
-/// Updates a TCP/UDP checksum for an address change in the pseudo-header (RFC 1624).
-pub fn update_l4_addr(proto: u8, l4: &mut [u8], from: Ipv4Addr, to: Ipv4Addr) {
-    let off = match proto {
-        ipv4::protocol::TCP => 16,
-        ipv4::protocol::UDP => 6,
-        _ => return,
-    };
-    let Some(field) = l4.get_mut(off..off + 2) else {
-        return;
-    };
-    let old = u16::from_be_bytes([field[0], field[1]]);
-    if proto == ipv4::protocol::UDP && old == 0 {
-        return; // no checksum (RFC 768)
-    }
-    let mut new = checksum::update32(old, u32::from(from), u32::from(to));
-    if proto == ipv4::protocol::UDP && new == 0 {
-        new = 0xffff;
-    }
-    field.copy_from_slice(&new.to_be_bytes());
 }
 
 impl<B: PacketBuf> Role<B> for Waypoint {
