@@ -36,7 +36,7 @@ use crate::counters::{CoreCounters, DropReason};
 use crate::pipeline::flow::{flow_key, icmp_error_key, FlowKey, FlowTable, TcpState, Timeouts};
 use crate::pipeline::nat::{rewrite_addr, rewrite_port, End};
 use crate::pipeline::ports::PortAllocator;
-use crate::pipeline::reassembly::{Reassembled, ReassemblyConfig, Reassembler};
+use crate::pipeline::reassembly::{Reassembled, Reassembler, ReassemblyConfig};
 use crate::pipeline::router::{valid_source, Router, RouterConfig, RouterConfigError};
 use crate::pipeline::tunnel;
 use crate::pipeline::{deliver, Io, Role};
@@ -179,7 +179,10 @@ impl<B: PacketBuf> Gateway<B> {
         io: &mut impl Io<B>,
     ) {
         let (to_us, fragment) = match ipv4_of(buf.data()) {
-            Some(ip) => (ip.dst() == self.public_addr, ip.is_fragment() && ip.verify_checksum()),
+            Some(ip) => (
+                ip.dst() == self.public_addr,
+                ip.is_fragment() && ip.verify_checksum(),
+            ),
             None => (false, false),
         };
         if !to_us || !self.mac_ok(&buf, in_port) {
@@ -303,7 +306,9 @@ impl<B: PacketBuf> Gateway<B> {
             let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
             rewrite_addr(body, End::Source, self.private_addr);
         }
-        let v = self.router.send(&mut buf, route.port, route.next_hop_for(b), now_ns);
+        let v = self
+            .router
+            .send(&mut buf, route.port, route.next_hop_for(b), now_ns);
         deliver(buf, v, io);
     }
 
@@ -316,7 +321,8 @@ impl<B: PacketBuf> Gateway<B> {
                 if let Some(f) = tcp_flags {
                     st.update(true, f);
                 }
-                self.timeouts.for_packet(k, Some(st).filter(|_| tcp_flags.is_some()))
+                self.timeouts
+                    .for_packet(k, Some(st).filter(|_| tcp_flags.is_some()))
             }
         }
     }
@@ -498,7 +504,9 @@ impl<B: PacketBuf> Gateway<B> {
         let Some(route) = self.router.route(dst) else {
             return io.drop_packet(buf, DropReason::NoRoute);
         };
-        let v = self.router.send(&mut buf, route.port, route.next_hop_for(dst), now_ns);
+        let v = self
+            .router
+            .send(&mut buf, route.port, route.next_hop_for(dst), now_ns);
         deliver(buf, v, io);
     }
 
@@ -543,7 +551,9 @@ fn tcp_flags_of(ip: &ipv4::Packet<&[u8]>) -> Option<u8> {
     if ip.protocol() != ipv4::protocol::TCP || ip.frag_offset() != 0 {
         return None;
     }
-    tcp::Packet::new_checked(ip.payload()).ok().map(|t| t.flags())
+    tcp::Packet::new_checked(ip.payload())
+        .ok()
+        .map(|t| t.flags())
 }
 
 fn flow_hash(k: &FlowKey) -> u64 {
