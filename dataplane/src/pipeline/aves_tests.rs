@@ -5,7 +5,7 @@
 
 use crate::addr::MacAddr;
 use crate::auth::{Algorithm, Key, Keyring};
-use crate::buf::{PacketBuf, VecBuf};
+use crate::buf::VecBuf;
 use crate::command::{Binding, Command, CommandError, Mode, Route};
 use crate::counters::{CoreCounters, DropReason};
 use crate::pipeline::flow::Timeouts;
