@@ -281,17 +281,6 @@ fn tcp_through_waypoint_and_gateway_and_back_plain() {
         "reply from W"
     );
     assert_eq!(&seg[0..4], &[0, 80, 0x9c, 0x40]);
-    // A stray packet from B to somewhere else is not NATed (no outbound NAT44 yet).
-    let stray = frame(
-        R_PRIV_MAC,
-        "10.0.0.2",
-        "198.51.100.99",
-        17,
-        &udp_dgram(5, 6, b"x"),
-        false,
-    );
-    let (io, _) = run(&mut r, 1, &stray, 4);
-    assert_eq!(io.dropped, vec![DropReason::NatNoMapping]);
 }
 
 #[test]
@@ -547,4 +536,130 @@ fn tunnel_cannot_reach_the_public_side() {
         2,
     );
     assert_eq!(io.dropped, vec![DropReason::TunnelForeignDestination]);
+}
+
+#[test]
+fn outbound_nat44_maps_endpoint_independently_and_filters_by_address_and_port() {
+    let mut r = gateway();
+    let out = |r: &mut Gateway<VecBuf>, dst: &str, dport: u16, now| {
+        let f = frame(
+            R_PRIV_MAC,
+            "10.0.0.2",
+            dst,
+            17,
+            &udp_dgram(5353, dport, b"q"),
+            false,
+        );
+        let (io, _) = run(r, 1, &f, now);
+        assert_eq!(io.forwarded.len(), 1, "{:?}", io.dropped);
+        let (s, d, _, u) = parse(&io.forwarded[0].1);
+        assert_eq!((s, d), (ip("192.0.2.2"), ip(dst)));
+        u16::from_be_bytes([u[0], u[1]])
+    };
+    let e1 = out(&mut r, "198.51.100.99", 53, 1);
+    let e2 = out(&mut r, "198.51.100.98", 123, 2);
+    assert_eq!(e1, e2, "endpoint-independent mapping (RFC 4787 REQ-1)");
+    assert!((20000..=20009).contains(&e1));
+    // The reply from the endpoint B sent to comes back to B:5353.
+    let reply = frame(
+        R_PUB_MAC,
+        "198.51.100.99",
+        "192.0.2.2",
+        17,
+        &udp_dgram(53, e1, b"a"),
+        false,
+    );
+    let (io, _) = run(&mut r, 0, &reply, 3);
+    assert_eq!(io.forwarded.len(), 1, "{:?}", io.dropped);
+    let (s, d, _, u) = parse(&io.forwarded[0].1);
+    assert_eq!((s, d), (ip("198.51.100.99"), ip("10.0.0.2")));
+    assert_eq!(u16::from_be_bytes([u[2], u[3]]), 5353);
+    // Another port of that host, or another host: filtered (REQ-8).
+    for (src, sport) in [("198.51.100.99", 54), ("198.51.100.97", 53)] {
+        let f = frame(
+            R_PUB_MAC,
+            src,
+            "192.0.2.2",
+            17,
+            &udp_dgram(sport, e1, b"x"),
+            false,
+        );
+        assert_eq!(
+            run(&mut r, 0, &f, 4).0.dropped,
+            vec![DropReason::NatNoMapping]
+        );
+    }
+    // TCP: only a SYN opens a session.
+    let ack = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.51.100.99",
+        6,
+        &tcp_seg(40000, 443, tcp::flags::ACK, &[]),
+        false,
+    );
+    assert_eq!(
+        run(&mut r, 1, &ack, 5).0.dropped,
+        vec![DropReason::NatNoMapping]
+    );
+    // Ping out and its reply.
+    let ping = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.51.100.99",
+        1,
+        &echo(8, 77, b"p"),
+        false,
+    );
+    let (io, _) = run(&mut r, 1, &ping, 6);
+    let (_, _, _, m) = parse(&io.forwarded[0].1);
+    let id = u16::from_be_bytes([m[4], m[5]]);
+    let pong = frame(
+        R_PUB_MAC,
+        "198.51.100.99",
+        "192.0.2.2",
+        1,
+        &echo(0, id, b"p"),
+        false,
+    );
+    let (io, _) = run(&mut r, 0, &pong, 7);
+    let (s, d, _, m) = parse(&io.forwarded[0].1);
+    assert_eq!(
+        (s, d, u16::from_be_bytes([m[4], m[5]])),
+        (ip("198.51.100.99"), ip("10.0.0.2"), 77)
+    );
+    // Ports are released when the mappings expire (UDP 5 min, ICMP 60 s): all 10 again.
+    let c = CoreCounters::default();
+    let mut tio = RecordingIo::default();
+    for _ in 0..8 {
+        r.tick(3_600_000_000_000, &c, &mut tio);
+    }
+    assert_eq!(r.flow_count(), 0);
+    for i in 0..10u16 {
+        let f = frame(
+            R_PRIV_MAC,
+            "10.0.0.3",
+            "198.51.100.99",
+            17,
+            &udp_dgram(1000 + i, 53, b"q"),
+            false,
+        );
+        assert_eq!(
+            run(&mut r, 1, &f, 3_600_000_000_001).0.forwarded.len(),
+            1,
+            "port {i}"
+        );
+    }
+    let f = frame(
+        R_PRIV_MAC,
+        "10.0.0.3",
+        "198.51.100.99",
+        17,
+        &udp_dgram(2000, 53, b"q"),
+        false,
+    );
+    assert_eq!(
+        run(&mut r, 1, &f, 3_600_000_000_002).0.dropped,
+        vec![DropReason::NatPortsExhausted]
+    );
 }

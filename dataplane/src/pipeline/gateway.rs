@@ -22,8 +22,15 @@
 //! reach arbitrary hosts) and their TTL is not decremented: waypoint and gateway together
 //! stand in for the responder.
 //!
-//! Not yet: outbound NAT44 for connections B opens itself (dropped as `nat_no_mapping`),
-//! and sharing entries across lcores (one lcore per gateway for now).
+//! Connections B opens itself get ordinary NAT44 (RFC 4787/5382/5508): endpoint-
+//! independent mapping (one external port per internal endpoint), address-and-port-
+//! dependent filtering (only the endpoint B sent to may answer), TCP sessions only from a
+//! SYN, RFC 7857 timers (`Timeouts::nat44`), ICMP errors about sessions translated with
+//! their quote. Multi-homing and NAT44 share one port allocator, so no port is handed out
+//! twice.
+//!
+//! Not yet: sharing entries across lcores (one lcore per gateway for now; see
+//! `docs/decisions/0005-state-across-lcores.md`).
 //!
 //! Invariants: per packet no heap allocation, no lock, no panic; every buffer ends in
 //! the `Io`, in the reassembler (returned by `drain`), or is freed by it and counted.
@@ -94,6 +101,15 @@ enum Conn {
     /// Multi-homing only, keyed by the inbound inner 5-tuple: the port this flow was
     /// given, so later inbound packets reuse it.
     Inbound { port: u16 },
+    /// NAT44 mapping of an internal endpoint, keyed by (proto, B, 0.0.0.0, B's port, 0):
+    /// the external port, the same whatever the destination (endpoint-independent
+    /// mapping, RFC 4787 REQ-1). Lives as long as its longest-lived session.
+    NatMapping { ext: u16 },
+    /// NAT44 session, outbound key (proto, B, X, B's port, X's port).
+    NatOut { ext: u16, tcp: TcpState },
+    /// NAT44 session, inbound key (proto, X, R, X's port, external port): only packets
+    /// from the endpoint B sent to pass (address-and-port-dependent filtering, REQ-8).
+    NatIn { int: Ipv4Addr, int_port: u16 },
 }
 
 /// The gateway role's per-core state.
@@ -109,6 +125,7 @@ pub struct Gateway<B> {
     flows: FlowTable<Conn>,
     ports: PortAllocator,
     timeouts: Timeouts,
+    nat_timeouts: Timeouts,
     reassembly: Reassembler<B>,
 }
 
@@ -149,6 +166,7 @@ impl<B: PacketBuf> Gateway<B> {
             flows: FlowTable::new(cfg.flow_capacity.max(2), cfg.seed),
             ports,
             timeouts: cfg.timeouts,
+            nat_timeouts: cfg.nat_timeouts,
             reassembly: Reassembler::new(ReassemblyConfig {
                 max_datagrams: cfg.reassembly_contexts.max(1),
                 max_fragments: cfg.reassembly_fragments.max(2),
@@ -209,7 +227,7 @@ impl<B: PacketBuf> Gateway<B> {
                     .is_ok_and(|u| u.dst_port() == self.tunnel_port)
         });
         if !is_tunnel {
-            return self.route(buf, in_port, now_ns, counters, io);
+            return self.nat_inbound(buf, in_port, now_ns, counters, io);
         }
         let d = match tunnel::decapsulate(&mut buf, &self.keys, self.tunnel_port) {
             Ok(d) => d,
@@ -427,7 +445,7 @@ impl<B: PacketBuf> Gateway<B> {
             if ip.dst() == self.private_addr || ip.dst() == self.public_addr {
                 return self.route(buf, in_port, now_ns, counters, io);
             }
-            return io.drop_packet(buf, DropReason::NatNoMapping);
+            return self.nat_outbound(buf, k, tcp_flags, now_ns, io);
         };
         let t = self.timeouts;
         let twin = initiator.map(|(a, ap)| {
@@ -488,15 +506,222 @@ impl<B: PacketBuf> Gateway<B> {
                 }
             }
             // The ICMP checksum covers the quote: recompute it (≤ 576 bytes).
-            if icmp.len() >= 4 {
-                icmp[2] = 0;
-                icmp[3] = 0;
-                let c = checksum::checksum(icmp);
-                icmp[2..4].copy_from_slice(&c.to_be_bytes());
-            }
+            refill_icmp_checksum(icmp);
         }
         let _ = b;
         self.out_public(buf, a, now_ns, io);
+    }
+
+    /// Outbound NAT44 (RFC 4787, 5382, 5508) for a connection B opens itself: the source
+    /// becomes the gateway's public address and an external port (ICMP echo: identifier)
+    /// chosen once per internal endpoint.
+    fn nat_outbound(
+        &mut self,
+        mut buf: B,
+        k: FlowKey,
+        tcp_flags: Option<u8>,
+        now_ns: u64,
+        io: &mut impl Io<B>,
+    ) {
+        if !valid_source(k.src) || k.dst.is_multicast() || k.dst.is_broadcast() {
+            return io.drop_packet(buf, DropReason::Ipv4BadSource);
+        }
+        let t = self.nat_timeouts;
+        let ext = match self.flows.get_mut(&k, now_ns) {
+            Some(Conn::NatOut { ext, tcp }) => {
+                if let Some(f) = tcp_flags {
+                    tcp.update(true, f);
+                }
+                *ext
+            }
+            _ => {
+                // A new session: TCP only from a SYN (RFC 5382 REQ-2 filtering needs a
+                // tracked open; stray segments are not NATed).
+                if let Some(f) = tcp_flags {
+                    if f & tcp::flags::SYN == 0 || f & tcp::flags::ACK != 0 {
+                        return io.drop_packet(buf, DropReason::NatNoMapping);
+                    }
+                }
+                let mk = mapping_key(&k);
+                let ext = match self.flows.get(&mk, now_ns) {
+                    Some(Conn::NatMapping { ext }) => *ext,
+                    _ => {
+                        let Some(e) = self.ports.allocate(flow_hash(&mk)) else {
+                            return io.drop_packet(buf, DropReason::NatPortsExhausted);
+                        };
+                        let exp = now_ns.saturating_add(t.for_packet(&k, None));
+                        match self.flows.insert_displacing(
+                            mk,
+                            Conn::NatMapping { ext: e },
+                            exp,
+                            now_ns,
+                        ) {
+                            Ok((_, displaced)) => self.release_displaced(displaced),
+                            Err(_) => {
+                                self.ports.release(e);
+                                return io.drop_packet(buf, DropReason::FlowTableFull);
+                            }
+                        }
+                        e
+                    }
+                };
+                let mut st = TcpState::default();
+                if let Some(f) = tcp_flags {
+                    st.update(true, f);
+                }
+                let exp = now_ns.saturating_add(t.for_packet(&k, tcp_flags.map(|_| st)));
+                let ik = nat_in_key(&k, self.public_addr, ext);
+                let out = Conn::NatOut { ext, tcp: st };
+                let inb = Conn::NatIn {
+                    int: k.src,
+                    int_port: k.sport,
+                };
+                let ok = match self.flows.insert_displacing(k, out, exp, now_ns) {
+                    Ok((_, d)) => {
+                        self.release_displaced(d);
+                        true
+                    }
+                    Err(_) => false,
+                };
+                if !ok {
+                    return io.drop_packet(buf, DropReason::FlowTableFull);
+                }
+                match self.flows.insert_displacing(ik, inb, exp, now_ns) {
+                    Ok((_, d)) => self.release_displaced(d),
+                    Err(_) => {
+                        self.flows.remove(&k);
+                        return io.drop_packet(buf, DropReason::FlowTableFull);
+                    }
+                }
+                ext
+            }
+        };
+        self.nat_touch(&k, ext, tcp_flags, now_ns);
+        let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
+        rewrite_addr(body, End::Source, self.public_addr);
+        rewrite_port(body, End::Source, ext);
+        self.out_public(buf, k.dst, now_ns, io);
+    }
+
+    /// Refreshes a NAT44 session (both keys) and its mapping to the session's timeout.
+    fn nat_touch(&mut self, out_key: &FlowKey, ext: u16, tcp_flags: Option<u8>, now_ns: u64) {
+        let st = match self.flows.get(out_key, now_ns) {
+            Some(Conn::NatOut { tcp, .. }) => *tcp,
+            _ => return,
+        };
+        let exp =
+            now_ns.saturating_add(self.nat_timeouts.for_packet(out_key, tcp_flags.map(|_| st)));
+        self.flows.touch(out_key, exp, now_ns);
+        self.flows
+            .touch(&nat_in_key(out_key, self.public_addr, ext), exp, now_ns);
+        let mk = mapping_key(out_key);
+        if self.flows.expires_at(&mk, now_ns).unwrap_or(0) < exp {
+            self.flows.touch(&mk, exp, now_ns);
+        }
+    }
+
+    /// A datagram to the public address that is not a tunnel packet: a reply of a NAT44
+    /// session (or an ICMP error about one), else the router's (ping the gateway).
+    fn nat_inbound(
+        &mut self,
+        mut buf: B,
+        in_port: u16,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
+        let (key, err_key, tcp_flags) = match ipv4_of(buf.data()) {
+            Some(ip) => {
+                let d = ip.header_and_payload();
+                (flow_key(d), icmp_error_key(d), tcp_flags_of(&ip))
+            }
+            None => (None, None, None),
+        };
+        // An ICMP error about an outbound session: the quote is [R:E→X].
+        if let Some(q) = err_key {
+            if let Some(Conn::NatIn { int, int_port }) =
+                self.flows.get(&q.reversed(), now_ns).copied()
+            {
+                let Some(ip) = ipv4_of(buf.data()) else {
+                    return io.drop_packet(buf, DropReason::IcmpMalformed);
+                };
+                let (hlen, total) = (ip.header_len(), usize::from(ip.total_len()));
+                let body = buf.data_mut().get_mut(ETH..ETH + total).unwrap_or_default();
+                rewrite_addr(body, End::Destination, int);
+                if let Some(icmp) = body.get_mut(hlen..) {
+                    if let Some(quote) = icmp.get_mut(icmpv4::HEADER_LEN..) {
+                        rewrite_addr(quote, End::Source, int);
+                        rewrite_port(quote, End::Source, int_port);
+                    }
+                    refill_icmp_checksum(icmp);
+                }
+                return self.out_private(buf, int, now_ns, io);
+            }
+        }
+        let Some(k) = key else {
+            return self.route(buf, in_port, now_ns, counters, io);
+        };
+        let Some(Conn::NatIn { int, int_port }) = self.flows.get(&k, now_ns).copied() else {
+            // Not a session reply: the gateway's own business (ping), or filtered.
+            if k.proto == ipv4::protocol::ICMP {
+                return self.route(buf, in_port, now_ns, counters, io);
+            }
+            return io.drop_packet(buf, DropReason::NatNoMapping);
+        };
+        let out_key = FlowKey {
+            proto: k.proto,
+            src: int,
+            dst: k.src,
+            sport: int_port,
+            dport: if k.proto == ipv4::protocol::ICMP {
+                0
+            } else {
+                k.sport
+            },
+        };
+        if let (Some(f), Some(Conn::NatOut { tcp, .. })) =
+            (tcp_flags, self.flows.get_mut(&out_key, now_ns))
+        {
+            tcp.update(false, f);
+        }
+        let ext = k.dport_or_ident_in();
+        self.nat_touch(&out_key, ext, tcp_flags, now_ns);
+        let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
+        rewrite_addr(body, End::Destination, int);
+        rewrite_port(body, End::Destination, int_port);
+        self.out_private(buf, int, now_ns, io);
+    }
+
+    /// Releases the port a displaced (expired) entry held.
+    fn release_displaced(&mut self, d: Option<(FlowKey, Conn)>) {
+        match d {
+            Some((_, Conn::NatMapping { ext })) => {
+                self.ports.release(ext);
+            }
+            Some((
+                k,
+                Conn::Reply {
+                    initiator: Some(_), ..
+                },
+            )) => {
+                self.ports.release(k.dport_or_ident());
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends a translated packet to `dst` through the private side.
+    fn out_private(&mut self, mut buf: B, dst: Ipv4Addr, now_ns: u64, io: &mut impl Io<B>) {
+        let Some(route) = self.router.route(dst) else {
+            return io.drop_packet(buf, DropReason::NoRoute);
+        };
+        if route.port != self.private_port {
+            return io.drop_packet(buf, DropReason::NatNoMapping);
+        }
+        let v = self
+            .router
+            .send(&mut buf, route.port, route.next_hop_for(dst), now_ns);
+        deliver(buf, v, io);
     }
 
     /// Sends a translated packet to `dst` through the public side.
@@ -556,6 +781,35 @@ fn tcp_flags_of(ip: &ipv4::Packet<&[u8]>) -> Option<u8> {
         .map(|t| t.flags())
 }
 
+/// The NAT44 mapping key of an outbound flow: its internal endpoint only.
+fn mapping_key(k: &FlowKey) -> FlowKey {
+    FlowKey {
+        proto: k.proto,
+        src: k.src,
+        dst: Ipv4Addr::UNSPECIFIED,
+        sport: k.sport,
+        dport: 0,
+    }
+}
+
+/// The key of the replies of outbound flow `k` once translated to `public`:`ext`.
+fn nat_in_key(k: &FlowKey, public: Ipv4Addr, ext: u16) -> FlowKey {
+    let mut t = *k;
+    t.src = public;
+    t.sport = ext;
+    t.reversed()
+}
+
+/// Recomputes an ICMP message's checksum (it covers the quote we rewrote).
+fn refill_icmp_checksum(icmp: &mut [u8]) {
+    if icmp.len() >= 4 {
+        icmp[2] = 0;
+        icmp[3] = 0;
+        let c = checksum::checksum(icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
 fn flow_hash(k: &FlowKey) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in k
@@ -588,6 +842,7 @@ impl HeaderAndPayload for ipv4::Packet<&[u8]> {
 
 trait ReplyPort {
     fn dport_or_ident(&self) -> u16;
+    fn dport_or_ident_in(&self) -> u16;
 }
 
 impl ReplyPort for FlowKey {
@@ -599,6 +854,10 @@ impl ReplyPort for FlowKey {
         } else {
             self.dport
         }
+    }
+    /// The same for an inbound NAT44 key (the external port is its destination port).
+    fn dport_or_ident_in(&self) -> u16 {
+        self.dport_or_ident()
     }
 }
 
@@ -645,6 +904,9 @@ impl<B: PacketBuf> Role<B> for Gateway<B> {
         let mut twins: [Option<FlowKey>; 64] = [None; 64];
         let mut n = 0;
         self.flows.expire_with(now_ns, 64, |k, v| {
+            if let Conn::NatMapping { ext } = v {
+                ports.release(ext);
+            }
             if let Conn::Reply {
                 initiator: Some((a, ap)),
                 ..
