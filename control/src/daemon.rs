@@ -158,6 +158,8 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
             commands: cmd_rx,
             acks: ack_tx,
             notices: notice_tx,
+            handoff_tx: Vec::new(),
+            handoff_rx: Vec::new(),
             counters: Arc::clone(&counters),
             pool: Arc::clone(&pool),
             stop: Arc::clone(&stop),
