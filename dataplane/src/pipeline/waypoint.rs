@@ -86,6 +86,10 @@ struct BindingState {
     open_tcp: u32,
     /// Saw TCP to port 80: never removed on close (§5.2).
     http: bool,
+    /// A packet has used the binding. Until then it lives for the "other" timeout
+    /// however short its first packet's protocol timeout is; after that the first
+    /// packet's timeout replaces that wait, and later packets only extend it.
+    used: bool,
 }
 
 /// The waypoint role's per-core state.
@@ -201,6 +205,7 @@ impl Waypoint {
             pinned: b.pinned,
             open_tcp: 0,
             http: false,
+            used: false,
         };
         // A fresh binding waits for its first packet for the "other" timeout (15 min by
         // default); the delayed-binding wait state (issue 4) shortens this.
@@ -353,6 +358,7 @@ impl Waypoint {
         }
         if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
             bs.http = http;
+            bs.used = true;
         }
         if !b.pinned {
             let t = match p.key {
@@ -361,7 +367,9 @@ impl Waypoint {
             };
             let want = now_ns.saturating_add(t);
             let cur = self.bindings.expires_at(&bkey, now_ns).unwrap_or(0);
-            if want > cur {
+            // The first packet sets the protocol's timeout (an ICMP-only binding
+            // lives 1 min, not the 15 min a fresh binding waits); later ones extend it.
+            if want > cur || !b.used {
                 self.bindings.touch(&bkey, want, now_ns);
             }
         }
@@ -553,3 +561,7 @@ impl Waypoint {
         self.router.port_mac(port)
     }
 }
+
+#[cfg(test)]
+#[path = "waypoint_tests.rs"]
+mod tests;
