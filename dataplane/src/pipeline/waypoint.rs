@@ -195,7 +195,12 @@ impl Waypoint {
             } else {
                 now_ns.saturating_add(self.timeouts.other)
             };
-            self.bindings.touch(&key, exp, now_ns);
+            // A refresh only extends: it must not cut short the timer of a binding
+            // whose connections earned a longer one (TCP 30 min).
+            let cur_exp = self.bindings.expires_at(&key, now_ns).unwrap_or(0);
+            if exp > cur_exp {
+                self.bindings.touch(&key, exp, now_ns);
+            }
             return Ok(());
         }
         let state = BindingState {

@@ -981,6 +981,29 @@ fn each_packet_restarts_the_timer_and_longer_protocols_win() {
 }
 
 #[test]
+fn a_refreshed_binding_keeps_its_longer_timer() {
+    let mut w = waypoint();
+    bind(&mut w, binding(A, W, B), 0);
+    // An open TCP connection: 30 minutes.
+    tunnelled(&run(&mut w, &frame(&tcp_to(W, 40001, 443, tcp::flags::SYN)), 0).0);
+    // The same binding again (a repeated SETUP) must not cut that to 15 minutes.
+    bind(&mut w, binding(A, W, B), MINUTE_NS);
+    let end = 30 * MINUTE_NS;
+    tick(&mut w, end - 1);
+    assert_eq!(w.binding(A, W, end - 1), Some(B));
+    tick(&mut w, end);
+    assert_eq!(w.binding(A, W, end), None);
+    // A refresh of an idle binding extends it to 15 minutes from the refresh.
+    bind(&mut w, binding(A, W, B), end);
+    bind(&mut w, binding(A, W, B), end + 10 * MINUTE_NS);
+    let end2 = end + 25 * MINUTE_NS;
+    tick(&mut w, end2 - 1);
+    assert_eq!(w.binding(A, W, end2 - 1), Some(B));
+    tick(&mut w, end2);
+    assert_eq!(w.binding(A, W, end2), None);
+}
+
+#[test]
 fn an_unused_binding_waits_the_default_timeout() {
     let mut w = waypoint();
     bind(&mut w, binding(A, W, B), 0);
