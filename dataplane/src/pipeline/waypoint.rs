@@ -15,11 +15,15 @@
 //! to the initiator that it needs to retry"); other packets without a binding are dropped.
 //! Everything else (ARP, ping to the interface address, routing) is the router role's.
 //!
-//! Timers (§5.2): a binding lives for the protocol timeout of its latest packet (ICMP
-//! 1 min, UDP 15 min, TCP 30 min, other 15 min, TCP to port 80 20 min); the TCP
+//! Timers (§5.2): a binding lives for the protocol timeout of its packets (ICMP 1 min,
+//! UDP 15 min, TCP 30 min, other 15 min, TCP to port 80 20 min), counted from each;
+//! neither a later packet nor a repeated `AddBinding` shortens a running timer. The TCP
 //! connections of a binding are tracked, and when the last one has closed (FIN both ways,
 //! or RST) the binding is removed at once — except for port 80, whose clients cache DNS
-//! answers. Pinned (configured) bindings never expire.
+//! answers. The waypoint sees only the initiator's half of a connection (replies go from
+//! the gateway to the initiator directly), so in practice only a RST from the initiator
+//! closes one; after FINs the binding runs out its timer. Pinned (configured) bindings
+//! never expire.
 //!
 //! The inner TTL is not decremented: from the initiator's point of view the waypoint is
 //! the destination host, so traceroute ends at W (the responder's ICMP port unreachable
