@@ -789,8 +789,18 @@ impl RawConfig {
             ("limits.bindings", l.bindings, 1, 1 << 24),
             ("limits.connections", l.connections, 1, 1 << 24),
             ("limits.flows", l.flows, 2, 1 << 24),
-            ("limits.reassembly_contexts", l.reassembly_contexts, 1, 1 << 16),
-            ("limits.reassembly_fragments", l.reassembly_fragments, 2, 1024),
+            (
+                "limits.reassembly_contexts",
+                l.reassembly_contexts,
+                1,
+                1 << 16,
+            ),
+            (
+                "limits.reassembly_fragments",
+                l.reassembly_fragments,
+                2,
+                1024,
+            ),
             ("limits.reassembly_bytes", l.reassembly_bytes, 4096, 1 << 30),
         ] {
             if !(lo..=hi).contains(&v) {
@@ -816,8 +826,12 @@ impl RawConfig {
         let mut keys: Vec<KeySpec> = Vec::new();
         for (i, k) in self.tunnel.keys.iter().enumerate() {
             let key = |f: &str| format!("tunnel.key[{i}].{f}");
-            let id = u8::try_from(k.id)
-                .map_err(|_| cx.err(key("id"), format!("{} is out of range (expected 0..=255)", k.id)))?;
+            let id = u8::try_from(k.id).map_err(|_| {
+                cx.err(
+                    key("id"),
+                    format!("{} is out of range (expected 0..=255)", k.id),
+                )
+            })?;
             let algorithm = match k.algorithm.as_deref() {
                 None => Algorithm::HmacMd5,
                 Some(a) => Algorithm::from_name(a).ok_or_else(|| {
@@ -832,7 +846,10 @@ impl RawConfig {
                 (None, Some(f)) => {
                     let path = base.join(f);
                     std::fs::read_to_string(&path).map_err(|e| {
-                        cx.err(key("secret_file"), format!("cannot read {}: {e}", path.display()))
+                        cx.err(
+                            key("secret_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
                     })?
                 }
                 _ => {
@@ -843,7 +860,10 @@ impl RawConfig {
                 }
             };
             let secret = parse_hex(hex_text.trim()).ok_or_else(|| {
-                cx.err(key("secret"), "not hex (expected an even number of hex digits)")
+                cx.err(
+                    key("secret"),
+                    "not hex (expected an even number of hex digits)",
+                )
             })?;
             if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
                 return Err(cx.err(
@@ -882,12 +902,18 @@ impl RawConfig {
         for (i, b) in self.bindings.iter().enumerate() {
             let addr = |f: &str, v: &str| -> Result<Ipv4Addr, ConfigError> {
                 v.parse::<Ipv4Addr>().map_err(|_| {
-                    cx.err(format!("binding[{i}].{f}"), format!("`{v}` is not an IPv4 address"))
+                    cx.err(
+                        format!("binding[{i}].{f}"),
+                        format!("`{v}` is not an IPv4 address"),
+                    )
                 })
             };
             let waypoint = addr("waypoint", &b.waypoint)?;
             let gateway = addr("gateway", &b.gateway)?;
-            if !ports.iter().any(|p| p.pools.iter().any(|r| r.contains(waypoint))) {
+            if !ports
+                .iter()
+                .any(|p| p.pools.iter().any(|r| r.contains(waypoint)))
+            {
                 return Err(cx.err(
                     format!("binding[{i}].waypoint"),
                     format!("{waypoint} is in no port's pools"),
@@ -938,7 +964,9 @@ impl RawConfig {
                     Some(r) => parse_port_range(r).ok_or_else(|| {
                         cx.err(
                             "gateway.nat_ports",
-                            format!("`{r}` is not a port range (expected \"lo-hi\", 1024 <= lo <= hi)"),
+                            format!(
+                                "`{r}` is not a port range (expected \"lo-hi\", 1024 <= lo <= hi)"
+                            ),
                         )
                     })?,
                 };
@@ -979,7 +1007,10 @@ impl RawConfig {
             }
             Role::Gateway => {
                 if gateway.is_none() {
-                    return Err(cx.err("gateway", "missing (a gateway needs [gateway] public/private)"));
+                    return Err(cx.err(
+                        "gateway",
+                        "missing (a gateway needs [gateway] public/private)",
+                    ));
                 }
                 if keys.is_empty() {
                     return Err(cx.err("tunnel.key", "a gateway needs its key"));
@@ -1012,7 +1043,10 @@ impl RawConfig {
         }
         if let Some(v) = self.timeouts.http {
             if !(1..=86_400).contains(&v) {
-                return Err(cx.err("timeouts.http", format!("{v} is out of range (expected 1..=86400 s)")));
+                return Err(cx.err(
+                    "timeouts.http",
+                    format!("{v} is out of range (expected 1..=86400 s)"),
+                ));
             }
             timeouts.http = Some(v * SECOND_NS);
         }
@@ -1057,7 +1091,7 @@ impl RawConfig {
 
 /// Hex digits to bytes (even length).
 fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }
     (0..s.len())
@@ -1290,5 +1324,124 @@ mac = "02:00:00:00:00:02"
     fn missing_file_is_an_error() {
         let e = load(Path::new("/nonexistent/aves.toml")).unwrap_err();
         assert!(e.message.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn every_example_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().and_then(|x| x.to_str()) == Some("toml") {
+                load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "router, waypoint and gateway examples");
+        let w = load(&dir.join("waypoint.toml")).unwrap();
+        assert_eq!(w.role, Role::Waypoint);
+        assert_eq!(w.bindings.len(), 1);
+        assert!(w.bindings[0].pinned);
+        assert_eq!(w.tunnel.keys[0].secret.len(), 32);
+        assert!(
+            !format!("{w:?}").contains("4156455320"),
+            "Debug hides secrets"
+        );
+        let g = load(&dir.join("gateway.toml")).unwrap();
+        assert_eq!(g.gateway.unwrap().nat_ports, (20000, 59999));
+    }
+
+    #[test]
+    fn bad_aves_configs_name_the_key() {
+        let w = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/waypoint.toml"),
+        )
+        .unwrap();
+        let g = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/gateway.toml"),
+        )
+        .unwrap();
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (&w, "id = 1", "id = 300", "tunnel.key[0].id"),
+            (
+                &w,
+                "algorithm = \"hmac-md5\"",
+                "algorithm = \"md4\"",
+                "tunnel.key[0].algorithm",
+            ),
+            (
+                &w,
+                "secret = \"4156455320653265207368617265642074657374206b65792c207075626c6963\"",
+                "secret = \"abcd\"",
+                "tunnel.key[0].secret",
+            ),
+            (
+                &w,
+                "secret = \"4156455320653265207368617265642074657374206b65792c207075626c6963\"",
+                "secret = \"zz\"",
+                "tunnel.key[0].secret",
+            ),
+            (
+                &w,
+                "gateway = \"192.0.2.2\"\nid",
+                "gateway = \"192.0.2.x\"\nid",
+                "tunnel.key[0].gateway",
+            ),
+            (
+                &w,
+                "waypoint = \"203.0.113.100\"",
+                "waypoint = \"203.0.113.200\"",
+                "binding[0].waypoint",
+            ),
+            (&w, "mode = \"plain\"", "mode = \"both\"", "binding[0].mode"),
+            (&w, "icmp = 60", "icmp = 0", "timeouts.icmp"),
+            (
+                &w,
+                "pools = [\"203.0.113.100-203.0.113.115\"]",
+                "",
+                "binding[0].waypoint",
+            ),
+            (
+                &g,
+                "nat_ports = \"20000-59999\"",
+                "nat_ports = \"80-90\"",
+                "gateway.nat_ports",
+            ),
+            (
+                &g,
+                "private = \"priv\"",
+                "private = \"pub\"",
+                "gateway.private",
+            ),
+            (
+                &g,
+                "private = \"priv\"",
+                "private = \"lan\"",
+                "gateway.private",
+            ),
+            (&g, "[gateway]", "[gateway_x]", ""),
+            (
+                &g,
+                "id = 1\n",
+                "id = 1\ngateway = \"192.0.2.9\"\n",
+                "tunnel.key[0].gateway",
+            ),
+            (
+                &g,
+                "reassembly_fragments = 64",
+                "reassembly_fragments = 1",
+                "limits.reassembly_fragments",
+            ),
+            (&g, "role = \"gateway\"", "role = \"router\"", "engine.role"),
+        ];
+        for (base, from, to, key) in cases {
+            assert!(
+                base.contains(from),
+                "case {key}: `{from}` not in the example"
+            );
+            let text = base.replacen(from, to, 1);
+            let e = p(&text).expect_err(key);
+            assert_eq!(&e.key, key, "{e}");
+        }
     }
 }

@@ -20,6 +20,7 @@ use crate::pipeline::flow::{MINUTE_NS, SECOND_NS};
 use crate::pipeline::router::PortConfig;
 use crate::pipeline::tunnel::{Decapsulated, AVES_UDP_PORT, OUTER_TTL};
 use crate::pipeline::RecordingIo;
+use crate::wire::checksum;
 use crate::wire::icmpv4::Icmpv4Repr;
 use crate::wire::{arp, udp};
 use proptest::prelude::*;
