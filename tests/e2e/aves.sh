@@ -121,7 +121,11 @@ ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2>
 r_pid=$!
 ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
 w_pid=$!
-for _ in $(seq 1 100); do rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 1 100); do
+  rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
+  kill -0 "$r_pid" 2>/dev/null && kill -0 "$w_pid" 2>/dev/null || break
+  sleep 0.2
+done
 check "gateway answers on its control socket" rctl ping
 check "waypoint answers on its control socket" wctl ping
 if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then
