@@ -120,6 +120,9 @@ pub enum DropReason {
     NatNoMapping,
     /// No free port for a new multi-homing or NAT44 mapping.
     NatPortsExhausted,
+    /// An authentic tunnel packet whose inner destination is not on the gateway's
+    /// private side (a tunnel is not a way to reach anything else).
+    TunnelForeignDestination,
 }
 
 impl DropReason {
@@ -127,7 +130,7 @@ impl DropReason {
     pub const COUNT: usize = DropReason::ALL.len();
 
     /// Every reason, in discriminant order.
-    pub const ALL: [DropReason; 34] = [
+    pub const ALL: [DropReason; 35] = [
         DropReason::Truncated,
         DropReason::UnsupportedEtherType,
         DropReason::NotForUs,
@@ -162,6 +165,7 @@ impl DropReason {
         DropReason::Reassembly,
         DropReason::NatNoMapping,
         DropReason::NatPortsExhausted,
+        DropReason::TunnelForeignDestination,
     ];
 
     /// The metric label: lower snake case, stable.
@@ -201,6 +205,7 @@ impl DropReason {
             DropReason::Reassembly => "reassembly",
             DropReason::NatNoMapping => "nat_no_mapping",
             DropReason::NatPortsExhausted => "nat_ports_exhausted",
+            DropReason::TunnelForeignDestination => "tunnel_foreign_destination",
         }
     }
 }

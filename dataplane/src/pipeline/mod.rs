@@ -119,3 +119,6 @@ impl Io<crate::buf::VecBuf> for RecordingIo {
         self.dropped.push(reason);
     }
 }
+
+#[cfg(test)]
+mod aves_tests;

@@ -35,10 +35,10 @@ use crate::command::{Binding, Command, CommandError, Mode, Notice};
 use crate::counters::{CoreCounters, DropReason};
 use crate::pipeline::flow::{flow_key, FlowKey, FlowTable, TcpState, Timeouts};
 use crate::pipeline::fragment::fragment;
+use crate::pipeline::nat::{self, End};
 use crate::pipeline::router::{valid_source, IcmpError, Router, RouterConfig, RouterConfigError};
 use crate::pipeline::tunnel::{self, Outer, OVERHEAD};
 use crate::pipeline::{deliver, Io, Role};
-use crate::pipeline::nat::{self, End};
 use crate::wire::{aves, ethernet, icmpv4, ipv4, tcp};
 use std::net::Ipv4Addr;
 
