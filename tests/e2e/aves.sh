@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# End-to-end: the AVES roles (paper §3.2, §5.2) with real Linux stacks.
+#
+# Initiators A (198.51.100.10) and A2 (198.51.100.11) reach the private responder B
+# (10.0.0.2) through the waypoint W (aves, role waypoint, pool 203.0.113.100-115) and
+# B's AVES-aware NAT gateway R (aves, role gateway, 192.0.2.2 / 10.0.0.1); a Linux
+# namespace plays the Internet between them (scripts/aves-netns.sh). Shows: the binding
+# admission rule, HTTP through the tunnel in plain mode (B sees A's address) and in
+# multi-homing mode (B sees R's private address), ping and traceroute answered with W's
+# address, a 20 MB download and a 20 MB upload with checksums, path MTU discovery
+# through the tunnel (A learns 1452), a datagram larger than the tunnel MTU fragmented by
+# W and reassembled by R, ICMP host unreachable for an initiator without a binding,
+# forged tunnel packets dropped by R, and every mbuf back in both pools at shutdown.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
+. "$root/scripts/aves-netns.sh"
+need_root aves-e2e
+
+AVES=${AVES_BIN:-$root/target/release/aves}
+PY=/usr/bin/python3
+[ -x "$AVES" ] || { echo "aves-e2e: $AVES not built (cargo build --release)"; echo "aves-e2e: 0 passed, 1 failed"; exit 1; }
+tmp=$(mktemp -d)
+wsock=$tmp/w.sock
+rsock=$tmp/r.sock
+w_pid=
+r_pid=
+cleanup() {
+  [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
+  [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
+  for n in a b i; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
+  aves_topo_down
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+inA() { ip netns exec "${P}a" "$@"; }
+inB() { ip netns exec "${P}b" "$@"; }
+inI() { ip netns exec "${P}i" "$@"; }
+wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
+rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
+# drops SOCK REASON / event SOCK NAME: one counter from `aves ctl stats` (0 if absent).
+drops() { "$AVES" ctl --socket "$1" stats | awk -v r="$2" '$1 == "drop" && $2 == r { print $3 }' | grep . || echo 0; }
+event() { "$AVES" ctl --socket "$1" stats | awk -v e="$2" '$1 == "event" && $2 == e { print $3 }' | grep . || echo 0; }
+
+A=198.51.100.10
+A2=198.51.100.11
+W=203.0.113.100
+W2=203.0.113.101
+R=192.0.2.2
+B=10.0.0.2
+
+# --- helper programs (Python standard library only) -------------------------------
+
+# B's UDP sink: logs "SOURCE LENGTH FIRST-6-BYTES-HEX" per datagram, answers "got LENGTH".
+cat > "$tmp/udp_sink.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+with open(sys.argv[3], "a", buffering=1) as log:
+    while True:
+        data, peer = s.recvfrom(65535)
+        log.write(f"{peer[0]} {len(data)} {data[:6].hex()}\n")
+        s.sendto(f"got {len(data)}".encode(), peer)
+PY
+
+# A's sender: one datagram of N bytes with DF clear (IP_PMTUDISC_DONT), prints the answer.
+cat > "$tmp/udp_send.py" <<'PY'
+import socket, sys
+src, dst, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT
+s.bind((src, 0))
+s.connect((dst, port))
+s.settimeout(3)
+s.send(bytes(i % 251 for i in range(n)))
+print(s.recv(100).decode())
+PY
+
+# Forged tunnel packets from the Internet: a well-formed AVES header (docs/protocol.md:
+# version 1, no flags, KEY_ID, reserved zero) with a random tag over a valid inner
+# [A -> B] UDP datagram, COUNT times, to R's tunnel port.
+cat > "$tmp/forge.py" <<'PY'
+import os, socket, struct, sys
+src, dst, port, count, key_id = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+def csum(b):
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+payload = b"forged"
+udp = struct.pack("!HHHH", 40000, 9000, 8 + len(payload), 0) + payload
+hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
+                  socket.inet_aton("198.51.100.10"), socket.inet_aton("10.0.0.2"))
+hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, 0))
+for _ in range(count):
+    s.sendto(bytes([0x10, key_id, 0, 0]) + os.urandom(16) + hdr + udp, (dst, port))
+PY
+
+echo "== aves e2e: topology"
+aves_topo_up
+waypoint_config "$tmp/waypoint.toml" "$wsock"
+gateway_config "$tmp/gateway.toml" "$rsock"
+check "check-config accepts the waypoint config" "$AVES" check-config "$tmp/waypoint.toml"
+check "check-config accepts the gateway config" "$AVES" check-config "$tmp/gateway.toml"
+check "the Linux Internet router forwards A -> R's link" inA ping -c 1 -W 2 192.0.2.1
+check "the Linux Internet router forwards A -> W's link" inA ping -c 1 -W 2 203.0.113.1
+
+echo "== B: HTTP server (index.html + 20 MB) and UDP sink"
+mkdir -p "$tmp/www"
+echo "<html><body>AVES responder B $(date +%s%N)</body></html>" > "$tmp/www/index.html"
+head -c 20000000 /dev/urandom > "$tmp/www/big.bin"
+inB "$PY" -u -m http.server 8000 --bind "$B" --directory "$tmp/www" > "$tmp/http.log" 2>&1 &
+inB "$PY" -u "$tmp/udp_sink.py" "$B" 9000 "$tmp/udp.log" > "$tmp/udp_sink.err" 2>&1 &
+
+echo "== start the gateway in ${P}r and the waypoint in ${P}w"
+ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
+r_pid=$!
+ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
+w_pid=$!
+for _ in $(seq 1 100); do
+  rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
+  kill -0 "$r_pid" 2>/dev/null && kill -0 "$w_pid" 2>/dev/null || break
+  sleep 0.2
+done
+check "gateway answers on its control socket" rctl ping
+check "waypoint answers on its control socket" wctl ping
+if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then
+  echo "-- gateway stderr"; cat "$tmp/r.err"; echo "-- waypoint stderr"; cat "$tmp/w.err"
+  fail "both daemons running"; summary aves-e2e; exit 1
+fi
+for _ in $(seq 1 50); do inB ss -ltn | grep -q ":8000 " && break; sleep 0.1; done
+
+echo "== the engines' own addresses"
+check "ping W's interface address from A" inA ping -c 2 -W 2 203.0.113.2
+check "ping R's public address from A" inA ping -c 2 -W 2 "$R"
+check "ping R's private address from B" inB ping -c 2 -W 2 10.0.0.1
+inI ping -c 1 -W 2 "$W" >/dev/null 2>&1
+mac_w=$(ip -n "${P}w" -br link show wan | awk '{print $3}')
+check_eq "the Internet router resolved pool address $W to W (ARP)" "$mac_w" "$(inI ip neigh show "$W" dev iw | awk '{print $3}')"
+
+echo "== bindings (admission rule: one responder per initiator and waypoint address)"
+check "binding add $A $W via $R to $B" wctl binding add "$A" "$W" via "$R" to "$B"
+out=$(wctl binding add "$A" "$W" via "$R" to 10.0.0.3 2>&1); rc=$?
+echo "$out" | sed 's/^/     /'
+if [ "$rc" != 0 ]; then pass "same pair to another responder refused"; else fail "same pair to another responder refused" "$out"; fi
+
+echo "== HTTP through the tunnel, plain mode"
+got=$(inA curl -s --max-time 10 "http://$W:8000/" 2>&1)
+check_eq "curl http://$W:8000/ from A returns B's index.html" "$(cat "$tmp/www/index.html")" "$got"
+sleep 0.3
+if grep -q "^$A .*\"GET / " "$tmp/http.log"; then pass "B's log shows the initiator's address $A (plain mode)"; else fail "B's log shows $A" "$(tail -3 "$tmp/http.log" | tr '\n' ' ')"; fi
+
+echo "== ping through the tunnel"
+out=$(inA ping -c 3 -W 2 "$W" 2>&1)
+echo "$out" | grep -E "bytes from|packet loss" | sed 's/^/     /'
+if echo "$out" | grep -q " 0% packet loss" && echo "$out" | grep -q "bytes from $W:"; then
+  pass "ping A -> $W answered by B through the tunnel, reply from $W"
+else
+  fail "ping A -> $W through the tunnel" "$(echo "$out" | tail -2 | tr '\n' ' ')"
+fi
+
+echo "== traceroute through the tunnel"
+tr=$(inA traceroute -n -q 1 -w 2 -m 6 "$W" 2>&1)
+echo "$tr" | sed 's/^/     /'
+last=$(echo "$tr" | awk '$1 ~ /^[0-9]+$/ { hop = $2 } END { print hop }')
+check_eq "traceroute's last hop is the waypoint address" "$W" "$last"
+
+echo "== a datagram larger than the tunnel MTU (3000 bytes, DF clear)"
+fm0=$(event "$wsock" fragments_made); dr0=$(event "$rsock" datagrams_reassembled)
+got=$(inA timeout 10 "$PY" "$tmp/udp_send.py" "$A" "$W" 9000 3000 2>&1)
+check_eq "A gets B's answer through R" "got 3000" "$got"
+sleep 0.3
+if grep -q "^$A 3000 " "$tmp/udp.log"; then pass "B received the 3000-byte datagram whole, from $A"; else fail "B received the 3000-byte datagram whole" "$(tail -3 "$tmp/udp.log" | tr '\n' ' ')"; fi
+check_ge "waypoint fragmented outer datagrams (fragments_made delta)" 1 "$(( $(event "$wsock" fragments_made) - fm0 ))"
+check_ge "gateway reassembled outer datagrams (datagrams_reassembled delta)" 1 "$(( $(event "$rsock" datagrams_reassembled) - dr0 ))"
+
+echo "== 20 MB download (B -> A) with curl"
+check "curl downloads 20 MB" inA curl -s --max-time 120 -o "$tmp/down.bin" "http://$W:8000/big.bin"
+check_eq "download matches (sha256)" "$(sha256sum < "$tmp/www/big.bin")" "$(sha256sum < "$tmp/down.bin" 2>/dev/null)"
+
+echo "== 20 MB upload (A -> B) with socat: path MTU discovery through the tunnel"
+mtu0=$(drops "$wsock" mtu_exceeded); icmp0=$(event "$wsock" icmp_sent)
+head -c 20000000 /dev/urandom > "$tmp/up.src"
+inB socat -u TCP-LISTEN:5001,bind="$B",reuseaddr OPEN:"$tmp/up.dst",creat,trunc &
+for _ in $(seq 1 50); do inB ss -ltn | grep -q ":5001 " && break; sleep 0.1; done
+check "socat uploads 20 MB" timeout 120 ip netns exec "${P}a" socat -u FILE:"$tmp/up.src" TCP:"$W":5001
+sleep 0.5
+check_eq "upload matches (sha256)" "$(sha256sum < "$tmp/up.src")" "$(sha256sum < "$tmp/up.dst" 2>/dev/null)"
+rg=$(inA ip route get "$W" 2>&1)
+echo "$rg" | sed 's/^/     /'
+check_eq "A learned the tunnel's path MTU for $W" "1452" "$(echo "$rg" | grep -o 'mtu [0-9]*' | awk '{print $2}')"
+check_ge "waypoint counted mtu_exceeded (delta)" 1 "$(( $(drops "$wsock" mtu_exceeded) - mtu0 ))"
+check_ge "waypoint sent ICMP (icmp_sent delta)" 1 "$(( $(event "$wsock" icmp_sent) - icmp0 ))"
+
+echo "== an initiator without a binding ($A2)"
+nb0=$(drops "$wsock" no_binding)
+t0=$(date +%s%N)
+out=$(inA curl -s --max-time 10 --interface "$A2" "http://$W:8000/" 2>&1); rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$rc" = 7 ] && [ "$ms" -lt 3000 ]; then pass "curl from $A2 fails fast ($ms ms, exit $rc: host unreachable)"; else fail "curl from $A2 fails fast" "exit $rc after $ms ms: $out"; fi
+out=$(inA ping -c 1 -W 2 -I "$A2" "$W" 2>&1)
+if echo "$out" | grep -q "Destination Host Unreachable"; then pass "ping from $A2 gets ICMP host unreachable"; else fail "ping from $A2 gets ICMP host unreachable" "$(echo "$out" | tr '\n' ' ')"; fi
+check_ge "waypoint counted no_binding (delta)" 2 "$(( $(drops "$wsock" no_binding) - nb0 ))"
+
+echo "== multi-homing mode ($A2 -> $W2)"
+check "binding add $A2 $W2 via $R to $B mode multihoming" wctl binding add "$A2" "$W2" via "$R" to "$B" mode multihoming
+got=$(inA curl -s --max-time 10 --interface "$A2" "http://$W2:8000/" 2>&1)
+check_eq "curl http://$W2:8000/ from $A2 returns B's index.html" "$(cat "$tmp/www/index.html")" "$got"
+sleep 0.3
+if grep -q "^10.0.0.1 .*\"GET / " "$tmp/http.log"; then pass "B's log shows R's private address 10.0.0.1 (multi-homing)"; else fail "B's log shows 10.0.0.1" "$(tail -3 "$tmp/http.log" | tr '\n' ' ')"; fi
+check "ping $A2 -> $W2 through the tunnel (multi-homing)" inA ping -c 2 -W 2 -I "$A2" "$W2"
+
+echo "== forged tunnel packets from the Internet"
+inI ping -c 1 -W 2 "$R" >/dev/null 2>&1
+bt0=$(drops "$rsock" auth_bad_tag); uk0=$(drops "$rsock" auth_unknown_key)
+check "send 100 packets with key id $AVES_E2E_KEY_ID and a wrong tag" inI "$PY" "$tmp/forge.py" 192.0.2.1 "$R" 4797 100 "$AVES_E2E_KEY_ID"
+check "send 10 packets with an unknown key id" inI "$PY" "$tmp/forge.py" 192.0.2.1 "$R" 4797 10 $(( (AVES_E2E_KEY_ID + 77) % 256 ))
+sleep 0.5
+check_ge "gateway dropped them: auth_bad_tag (delta)" 100 "$(( $(drops "$rsock" auth_bad_tag) - bt0 ))"
+check_ge "gateway dropped them: auth_unknown_key (delta)" 10 "$(( $(drops "$rsock" auth_unknown_key) - uk0 ))"
+# "forged" in hex: the payload of every forged inner datagram.
+if grep -q " 666f72676564$" "$tmp/udp.log"; then fail "no forged datagram reached B"; else pass "no forged datagram reached B ($(wc -l < "$tmp/udp.log") datagrams logged)"; fi
+
+echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
+for role in waypoint gateway; do
+  if [ "$role" = waypoint ]; then pid=$w_pid; out=$tmp/w.out; else pid=$r_pid; out=$tmp/r.out; fi
+  kill -INT "$pid"
+  wait "$pid"; rc=$?
+  if [ "$role" = waypoint ]; then w_pid=; else r_pid=; fi
+  echo "   -- $role totals"
+  sed 's/^/     /' "$out"
+  check_eq "$role exits 0 on SIGINT" 0 "$rc"
+  free=$(awk '/^mempool/ { split($2, a, "="); print a[2] }' "$out")
+  size=$(awk '/^mempool/ { split($3, a, "="); print a[2] }' "$out")
+  if [ -n "$size" ] && [ "$free" = "$size" ]; then pass "$role mempool free == size ($free)"; else fail "$role mempool free == size" "free '$free', size '$size'"; fi
+done
+
+summary aves-e2e
