@@ -90,6 +90,7 @@ _aves_engine() {
 role = "$2"
 eal_args = ["--no-pci", "--no-huge", "--no-shconf", "-m", "512", "-l", "$3", "--file-prefix", "$4", "--log-level", "lib.eal:notice"]
 mbufs = 8191
+mbuf_data_room = 4096
 idle = { mode = "sleep", after_empty_polls = 256, max_sleep_us = 200 }
 
 [control]
@@ -109,7 +110,7 @@ waypoint_config() {
   cat >> "$1" <<CFG
 [[port]]
 name = "wan"
-device = "net_af_packet0,iface=wan,framecnt=2048,qpairs=$nq"
+device = "net_af_packet0,iface=wan,framesz=4096,framecnt=2048,qpairs=$nq"
 addresses = ["203.0.113.2/24"]
 pools = ["203.0.113.100-203.0.113.115"]
 
@@ -139,12 +140,12 @@ gateway_config() {
   cat >> "$1" <<CFG
 [[port]]
 name = "pub"
-device = "net_af_packet0,iface=pub,framecnt=2048,qpairs=$nq"
+device = "net_af_packet0,iface=pub,framesz=4096,framecnt=2048,qpairs=$nq"
 addresses = ["192.0.2.2/24"]
 
 [[port]]
 name = "priv"
-device = "net_af_packet1,iface=priv,framecnt=2048,qpairs=$nq"
+device = "net_af_packet1,iface=priv,framesz=4096,framecnt=2048,qpairs=$nq"
 addresses = ["10.0.0.1/24"]
 
 [[route]]

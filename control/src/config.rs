@@ -198,6 +198,9 @@ pub struct Config {
     pub mbufs: u32,
     /// Per-lcore mempool cache.
     pub mbuf_cache: u32,
+    /// Packet bytes per mbuf (after the 128-byte headroom): the largest frame or
+    /// reassembled datagram a buffer holds.
+    pub mbuf_data_room: u16,
     /// Idle behaviour of the lcores.
     pub idle: IdlePolicy,
     /// Control socket path.
@@ -312,6 +315,8 @@ struct RawEngine {
     mbufs: u32,
     #[serde(default = "default_mbuf_cache")]
     mbuf_cache: u32,
+    #[serde(default = "default_mbuf_data_room")]
+    mbuf_data_room: u16,
     #[serde(default)]
     idle: RawIdle,
 }
@@ -321,6 +326,9 @@ fn default_mbufs() -> u32 {
 }
 fn default_mbuf_cache() -> u32 {
     256
+}
+fn default_mbuf_data_room() -> u16 {
+    2048
 }
 
 #[derive(Debug, Deserialize)]
@@ -566,6 +574,15 @@ impl RawConfig {
             return Err(cx.err(
                 "engine.mbufs",
                 format!("{} is too few (expected at least 1023)", self.engine.mbufs),
+            ));
+        }
+        if !(2048..=16384).contains(&self.engine.mbuf_data_room) {
+            return Err(cx.err(
+                "engine.mbuf_data_room",
+                format!(
+                    "{} is out of range (expected 2048..=16384 bytes)",
+                    self.engine.mbuf_data_room
+                ),
             ));
         }
         if self.engine.mbuf_cache > 512 {
@@ -1058,6 +1075,7 @@ impl RawConfig {
             eal_args: self.engine.eal_args,
             mbufs: self.engine.mbufs,
             mbuf_cache: self.engine.mbuf_cache,
+            mbuf_data_room: self.engine.mbuf_data_room,
             idle,
             control_socket: self.control.socket,
             control_cpu: self.control.cpu,

@@ -57,8 +57,14 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
     let n_queues = lcores.len() as u16;
 
     let pool = Arc::new(
-        Mempool::new("aves_mbufs", cfg.mbufs, cfg.mbuf_cache, 2048 + 128, -1)
-            .context("creating the mbuf pool (more hugepage memory, or fewer engine.mbufs)")?,
+        Mempool::new(
+            "aves_mbufs",
+            cfg.mbufs,
+            cfg.mbuf_cache,
+            cfg.mbuf_data_room + 128,
+            -1,
+        )
+        .context("creating the mbuf pool (more hugepage memory, or fewer engine.mbufs)")?,
     );
     let pool_size = pool.avail_count();
 

@@ -170,13 +170,19 @@ last=$(echo "$tr" | awk '$1 ~ /^[0-9]+$/ { hop = $2 } END { print hop }')
 check_eq "traceroute's last hop is the waypoint address" "$W" "$last"
 
 echo "== a datagram larger than the tunnel MTU (3000 bytes, DF clear)"
-fm0=$(event "$wsock" fragments_made); dr0=$(event "$rsock" datagrams_reassembled)
+# On this testbed DPDK's af_packet driver joins its socket to a PACKET_FANOUT group with
+# the kernel's defrag flag, so the kernel reassembles IP fragments before the engines
+# see them: W receives A's 3000-byte datagram whole (mbuf_data_room = 4096), fragments
+# the 3076-byte outer datagram itself, R's kernel joins those again, and R fragments the
+# inner datagram towards B (MTU 1500). The engines' own reassembly of fragments is
+# covered by the unit tests (pipeline::reassembly, pipeline::aves_tests).
+fm0=$(event "$wsock" fragments_made); rf0=$(event "$rsock" fragments_made)
 got=$(inA timeout 10 "$PY" "$tmp/udp_send.py" "$A" "$W" 9000 3000 2>&1)
 check_eq "A gets B's answer through R" "got 3000" "$got"
 sleep 0.3
 if grep -q "^$A 3000 " "$tmp/udp.log"; then pass "B received the 3000-byte datagram whole, from $A"; else fail "B received the 3000-byte datagram whole" "$(tail -3 "$tmp/udp.log" | tr '\n' ' ')"; fi
-check_ge "waypoint fragmented outer datagrams (fragments_made delta)" 1 "$(( $(event "$wsock" fragments_made) - fm0 ))"
-check_ge "gateway reassembled outer datagrams (datagrams_reassembled delta)" 1 "$(( $(event "$rsock" datagrams_reassembled) - dr0 ))"
+check_ge "waypoint fragmented the outer datagram (fragments_made delta)" 2 "$(( $(event "$wsock" fragments_made) - fm0 ))"
+check_ge "gateway fragmented the inner datagram towards B (fragments_made delta)" 2 "$(( $(event "$rsock" fragments_made) - rf0 ))"
 
 echo "== 20 MB download (B -> A) with curl"
 check "curl downloads 20 MB" inA curl -s --max-time 120 -o "$tmp/down.bin" "http://$W:8000/big.bin"

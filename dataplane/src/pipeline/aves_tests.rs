@@ -5,7 +5,7 @@
 
 use crate::addr::MacAddr;
 use crate::auth::{Algorithm, Key, Keyring};
-use crate::buf::VecBuf;
+use crate::buf::{PacketBuf, VecBuf};
 use crate::command::{Binding, Command, CommandError, Mode, Route};
 use crate::counters::{CoreCounters, DropReason};
 use crate::pipeline::flow::Timeouts;
@@ -776,4 +776,110 @@ fn two_lcores_hand_packets_to_the_flow_owner() {
             (ip("10.0.0.2"), sport)
         );
     }
+}
+
+/// An initiator's own fragments (a 3000-byte UDP datagram, DF clear, fragmented by A at
+/// MTU 1500) go through: the waypoint fragments each outer datagram that does not fit,
+/// the gateway reassembles the outer datagrams and delivers the inner fragments to B.
+#[test]
+fn initiator_fragments_are_tunnelled_and_delivered() {
+    let (mut w, mut r) = (waypoint(), gateway());
+    bind(&mut w, "198.51.100.10", "203.0.113.100", Mode::Plain).unwrap();
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    let big = frame(
+        W_MAC,
+        "198.51.100.10",
+        "203.0.113.100",
+        17,
+        &udp_dgram(7, 9000, &payload),
+        false,
+    );
+    let mut inner_frags = Vec::new();
+    crate::pipeline::fragment::fragment(
+        VecBuf::from_slice(&big),
+        1500,
+        || Some(VecBuf::from_slice(&[])),
+        |f| inner_frags.push(f.data().to_vec()),
+    )
+    .unwrap();
+    assert_eq!(inner_frags.len(), 3);
+    let mut delivered = Vec::new();
+    for f in &inner_frags {
+        let (io, c) = run(&mut w, 0, f, 1);
+        assert!(io.dropped.is_empty(), "waypoint dropped {:?}", io.dropped);
+        assert_eq!(
+            c.drops.iter().map(|d| d.get()).sum::<u64>(),
+            0,
+            "waypoint drop counters"
+        );
+        for (_, o) in io.forwarded {
+            let (rio, _) = run(&mut r, 0, &via_internet(o, R_PUB_MAC), 2);
+            assert!(rio.dropped.is_empty(), "gateway dropped {:?}", rio.dropped);
+            delivered.extend(rio.forwarded);
+        }
+    }
+    assert_eq!(delivered.len(), 3, "every inner fragment reaches B");
+}
+
+/// A datagram bigger than B's link (the initiator sent 3000 bytes unfragmented with DF
+/// clear, or a capture device reassembled it): the waypoint fragments the outer
+/// datagram, the gateway reassembles it, and fragments the inner one on the way to B.
+#[test]
+fn oversized_inner_datagrams_are_fragmented_towards_the_responder() {
+    let (mut w, mut r) = (waypoint(), gateway());
+    bind(&mut w, "198.51.100.10", "203.0.113.100", Mode::Plain).unwrap();
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 13) as u8).collect();
+    let big = frame(
+        W_MAC,
+        "198.51.100.10",
+        "203.0.113.100",
+        17,
+        &udp_dgram(7, 9000, &payload),
+        false,
+    );
+    let mut wb = VecBuf::with_room(&big, 128, 4096 + 128);
+    let mut io = RecordingIo {
+        budget: 8,
+        ..Default::default()
+    };
+    let c = CoreCounters::default();
+    w.handle(
+        std::mem::replace(&mut wb, VecBuf::from_slice(&[])),
+        0,
+        1,
+        &c,
+        &mut io,
+    );
+    assert_eq!(io.forwarded.len(), 3, "{:?}", io.dropped);
+    let mut to_b = Vec::new();
+    for (_, o) in io.forwarded {
+        let mut gio = RecordingIo {
+            budget: 8,
+            ..Default::default()
+        };
+        let f = via_internet(o, R_PUB_MAC);
+        // The gateway's reassembly buffer must hold the whole outer datagram.
+        r.handle(VecBuf::with_room(&f, 128, 4096 + 128), 0, 2, &c, &mut gio);
+        assert!(gio.dropped.is_empty(), "{:?}", gio.dropped);
+        to_b.extend(gio.forwarded);
+    }
+    assert_eq!(
+        to_b.len(),
+        3,
+        "3028-byte inner datagram in three fragments to B"
+    );
+    let mut data = vec![0u8; 3008];
+    for (port, f) in &to_b {
+        assert_eq!(*port, 1);
+        let p = ipv4::Packet::new_checked(&f[14..]).unwrap();
+        assert!(p.verify_checksum() && usize::from(p.total_len()) <= 1500);
+        assert_eq!((p.src(), p.dst()), (ip("198.51.100.10"), ip("10.0.0.2")));
+        let off = usize::from(p.frag_offset());
+        data[off..off + p.payload().len()].copy_from_slice(p.payload());
+    }
+    assert_eq!(
+        &data[8..],
+        &payload[..],
+        "B reassembles the original payload"
+    );
 }

@@ -267,7 +267,7 @@ impl<B: PacketBuf> Gateway<B> {
             Err(r) => return io.drop_packet(buf, r),
         };
         let multihoming = d.flags & aves::FLAG_M != 0;
-        self.inbound(buf, d.outer_src, multihoming, now_ns, io);
+        self.inbound(buf, d.outer_src, multihoming, now_ns, counters, io);
     }
 
     /// An authentic inner datagram `[A→B]` from waypoint address `waypoint`.
@@ -277,6 +277,7 @@ impl<B: PacketBuf> Gateway<B> {
         waypoint: Ipv4Addr,
         multihoming: bool,
         now_ns: u64,
+        counters: &CoreCounters,
         io: &mut impl Io<B>,
     ) {
         let Some(ip) = ipv4_of(buf.data()) else {
@@ -357,10 +358,10 @@ impl<B: PacketBuf> Gateway<B> {
             let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
             rewrite_addr(body, End::Source, self.private_addr);
         }
-        let v = self
-            .router
-            .send(&mut buf, route.port, route.next_hop_for(b), now_ns);
-        deliver(buf, v, io);
+        // B's link may have a smaller MTU than the inner datagram (a datagram the
+        // initiator sent unfragmented with DF clear): fragment on the way to B.
+        self.router
+            .send_fragmenting(buf, route.port, route.next_hop_for(b), now_ns, counters, io);
     }
 
     /// The first timeout of a new entry: traceroute's short one for UDP until B answers.

@@ -735,6 +735,53 @@ impl Router {
         self.send(buf, route.port, route.next_hop_for(orig_src), now_ns)
     }
 
+    /// Sends `buf` to `next_hop` on `port`, fragmenting it (RFC 791) when it exceeds the
+    /// port's MTU. A datagram with DF set that does not fit is dropped as `mtu_exceeded`
+    /// (callers that owe an ICMP "fragmentation needed" check DF before). Fragment
+    /// buffers come from `io`; a failure emits nothing and is counted.
+    pub fn send_fragmenting<B: PacketBuf>(
+        &self,
+        mut buf: B,
+        port: u16,
+        next_hop: Ipv4Addr,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
+        let mtu = self.mtu(port).unwrap_or(0);
+        if buf.len() <= ETH + usize::from(mtu) {
+            let v = self.send(&mut buf, port, next_hop, now_ns);
+            return deliver(buf, v, io);
+        }
+        let mut out: [Option<B>; crate::pipeline::fragment::MAX_FRAGMENTS] =
+            std::array::from_fn(|_| None);
+        let mut n = 0usize;
+        let res = {
+            let (alloc_io, slots) = (&mut *io, &mut out);
+            crate::pipeline::fragment::fragment(
+                buf,
+                mtu,
+                || alloc_io.alloc(),
+                |f| {
+                    if let Some(s) = slots.get_mut(n) {
+                        *s = Some(f);
+                        n += 1;
+                    }
+                },
+            )
+        };
+        match res {
+            Ok(_) => {
+                counters.events.fragments_made.add(n as u64);
+                for mut f in out.into_iter().flatten() {
+                    let v = self.send(&mut f, port, next_hop, now_ns);
+                    deliver(f, v, io);
+                }
+            }
+            Err(e) => counters.count_drop(e.drop_reason()),
+        }
+    }
+
     /// Sets the Ethernet addresses for `port` and `next_hop`; `Resolve` if its MAC is
     /// not known yet.
     pub fn send<B: PacketBuf>(

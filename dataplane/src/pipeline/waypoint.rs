@@ -38,7 +38,6 @@ use crate::buf::PacketBuf;
 use crate::command::{Binding, Command, CommandError, Mode, Notice};
 use crate::counters::{CoreCounters, DropReason};
 use crate::pipeline::flow::{flow_key, FlowKey, FlowTable, TcpState, Timeouts};
-use crate::pipeline::fragment::fragment;
 use crate::pipeline::nat::{self, End};
 use crate::pipeline::router::{valid_source, IcmpError, Router, RouterConfig, RouterConfigError};
 use crate::pipeline::tunnel::{self, Outer, OVERHEAD};
@@ -408,40 +407,10 @@ impl Waypoint {
         if remove_binding {
             self.bindings.remove(&bkey);
         }
+        // Over the egress MTU: the outer DF is clear (copied from the inner one).
         let nh = route.next_hop_for(gw_addr);
-        if buf.len() <= ETH + mtu {
-            let v = self.router.send(&mut buf, route.port, nh, now_ns);
-            return deliver(buf, v, io);
-        }
-        // Fragment the outer datagram (DF is clear: it was copied from the inner one).
-        let router = &self.router;
-        let mut pending: [Option<B>; crate::pipeline::fragment::MAX_FRAGMENTS] =
-            std::array::from_fn(|_| None);
-        let mut n = 0usize;
-        let res = {
-            let (alloc_io, slots) = (&mut *io, &mut pending);
-            fragment(
-                buf,
-                mtu as u16,
-                || alloc_io.alloc(),
-                |f| {
-                    if let Some(s) = slots.get_mut(n) {
-                        *s = Some(f);
-                        n += 1;
-                    }
-                },
-            )
-        };
-        match res {
-            Ok(_) => {
-                counters.events.fragments_made.add(n as u64);
-                for mut f in pending.into_iter().flatten() {
-                    let v = router.send(&mut f, route.port, nh, now_ns);
-                    deliver(f, v, io);
-                }
-            }
-            Err(e) => counters.count_drop(e.drop_reason()),
-        }
+        self.router
+            .send_fragmenting(buf, route.port, nh, now_ns, counters, io);
     }
 }
 
