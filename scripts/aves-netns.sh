@@ -12,7 +12,9 @@
 # A and A2 are initiators on the "Internet" (a Linux namespace routing between three
 # links); W is a waypoint that virtualizes the private responder B for them; R is B's
 # AVES-aware NAT gateway (paper §3.2). aves owns wan, pub and priv through DPDK's
-# net_af_packet; the kernels in ${P}w and ${P}r have no addresses on them. Every peer
+# net_af_packet (or, with AVES_E2E_PORTS=tap, through taps twan, tpub, tpriv that a
+# bridge in the same namespace joins to the veth); the kernels in ${P}w and ${P}r have
+# no addresses on them. Every peer
 # that sends into a DPDK-owned veth (iw, ir, b0) has TX checksum offload off (veth
 # otherwise leaves partial checksums, which stall TCP: shared/TESTBED.md). IPv6 is off
 # on every link, so no router solicitations or MLD reports reach the engines. Traffic
