@@ -129,7 +129,7 @@ ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2
 w_pid=$!
 for _ in $(seq 1 100); do
   rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
-  kill -0 "$r_pid" 2>/dev/null && kill -0 "$w_pid" 2>/dev/null || break
+  if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then break; fi
   sleep 0.2
 done
 check "gateway answers on its control socket" rctl ping
