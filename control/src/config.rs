@@ -9,7 +9,10 @@
 //! The keys are documented in `docs/configuration.md`; keep the two in step.
 
 use aves_dataplane::addr::{Ipv4Cidr, Ipv4Range, MacAddr};
-use aves_dataplane::command::Route;
+use aves_dataplane::auth::{Algorithm, MAX_SECRET_LEN, MIN_SECRET_LEN};
+use aves_dataplane::command::{Binding, Mode, Route};
+use aves_dataplane::pipeline::flow::{Timeouts, SECOND_NS};
+use aves_dataplane::pipeline::tunnel::AVES_UDP_PORT;
 use serde::Deserialize;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -39,12 +42,62 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Which role the engine plays. More roles (waypoint, gateway) come later.
+/// Which role the engine plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Plain IPv4 router.
     Router,
+    /// AVES waypoint: pools of waypoint addresses, bindings, tunnel to gateways.
+    Waypoint,
+    /// AVES-aware NAT gateway: public + private port.
+    Gateway,
+}
+
+/// A tunnel key from the config. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Key id (carried in every tunnel packet).
+    pub id: u8,
+    /// HMAC algorithm.
+    pub algorithm: Algorithm,
+    /// The secret, 16..=64 bytes.
+    pub secret: Vec<u8>,
+    /// Waypoint role: the gateway this key signs for.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl fmt::Debug for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySpec")
+            .field("id", &self.id)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &"<redacted>")
+            .field("gateway", &self.gateway)
+            .finish()
+    }
+}
+
+/// The `[tunnel]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelSpec {
+    /// UDP port of the tunnel at the gateways.
+    pub udp_port: u16,
+    /// Authenticate headers only (AVES paper §5.4).
+    pub headers_only: bool,
+    /// Keys, in file order (per gateway, the last one signs).
+    pub keys: Vec<KeySpec>,
+}
+
+/// The `[gateway]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewaySpec {
+    /// Public port index.
+    pub public: u16,
+    /// Private port index.
+    pub private: u16,
+    /// Ports for multi-homing and NAT44, inclusive.
+    pub nat_ports: (u16, u16),
 }
 
 /// What an lcore does when a poll returns nothing.
@@ -116,6 +169,20 @@ pub struct Limits {
     pub pending: usize,
     /// Learned neighbour lifetime, seconds.
     pub neighbour_ttl_s: u64,
+    /// Waypoint bindings per lcore.
+    pub bindings: usize,
+    /// Waypoint TCP connections tracked per lcore.
+    pub connections: usize,
+    /// Gateway connection/NAT entries per lcore.
+    pub flows: usize,
+    /// Gateway reassembly: datagrams in progress per lcore.
+    pub reassembly_contexts: usize,
+    /// Gateway reassembly: fragments per datagram.
+    pub reassembly_fragments: usize,
+    /// Gateway reassembly: bytes held per lcore.
+    pub reassembly_bytes: usize,
+    /// Gateway reassembly timeout, ms.
+    pub reassembly_timeout_ms: u64,
 }
 
 /// The validated configuration.
@@ -145,6 +212,14 @@ pub struct Config {
     pub neighbours: Vec<NeighbourSpec>,
     /// Capacities and timers.
     pub limits: Limits,
+    /// Tunnel settings and keys (waypoint, gateway).
+    pub tunnel: TunnelSpec,
+    /// Pinned bindings (waypoint).
+    pub bindings: Vec<Binding>,
+    /// Gateway ports (gateway).
+    pub gateway: Option<GatewaySpec>,
+    /// Protocol timeouts (AVES §5.2 defaults).
+    pub timeouts: Timeouts,
 }
 
 // ---- raw, as serde reads it ----
@@ -164,6 +239,67 @@ pub struct RawConfig {
     neighbours: Vec<RawNeighbour>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    tunnel: RawTunnel,
+    #[serde(default, rename = "binding")]
+    bindings: Vec<RawBinding>,
+    gateway: Option<RawGateway>,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTunnel {
+    udp_port: Option<u16>,
+    #[serde(default)]
+    headers_only: bool,
+    #[serde(default, rename = "key")]
+    keys: Vec<RawKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    id: i64,
+    algorithm: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    gateway: Option<String>,
+}
+
+impl fmt::Debug for RawKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawKey { .. }")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBinding {
+    initiator: String,
+    waypoint: String,
+    gateway: String,
+    responder: String,
+    mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    public: String,
+    private: String,
+    nat_ports: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    icmp: Option<u64>,
+    udp: Option<u64>,
+    tcp: Option<u64>,
+    other: Option<u64>,
+    http: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,6 +429,20 @@ struct RawLimits {
     pending: usize,
     #[serde(default = "default_neighbour_ttl")]
     neighbour_ttl_s: u64,
+    #[serde(default = "default_bindings")]
+    bindings: usize,
+    #[serde(default = "default_connections")]
+    connections: usize,
+    #[serde(default = "default_connections")]
+    flows: usize,
+    #[serde(default = "default_reassembly_contexts")]
+    reassembly_contexts: usize,
+    #[serde(default = "default_reassembly_fragments")]
+    reassembly_fragments: usize,
+    #[serde(default = "default_reassembly_bytes")]
+    reassembly_bytes: usize,
+    #[serde(default = "default_reassembly_timeout")]
+    reassembly_timeout_ms: u64,
 }
 
 impl Default for RawLimits {
@@ -302,8 +452,34 @@ impl Default for RawLimits {
             neighbours: default_neighbours(),
             pending: default_pending(),
             neighbour_ttl_s: default_neighbour_ttl(),
+            bindings: default_bindings(),
+            connections: default_connections(),
+            flows: default_connections(),
+            reassembly_contexts: default_reassembly_contexts(),
+            reassembly_fragments: default_reassembly_fragments(),
+            reassembly_bytes: default_reassembly_bytes(),
+            reassembly_timeout_ms: default_reassembly_timeout(),
         }
     }
+}
+
+fn default_bindings() -> usize {
+    65536
+}
+fn default_connections() -> usize {
+    262_144
+}
+fn default_reassembly_contexts() -> usize {
+    1024
+}
+fn default_reassembly_fragments() -> usize {
+    64
+}
+fn default_reassembly_bytes() -> usize {
+    4 << 20
+}
+fn default_reassembly_timeout() -> u64 {
+    5000
 }
 
 fn default_routes() -> usize {
@@ -609,6 +785,272 @@ impl RawConfig {
         if self.control.socket.as_os_str().is_empty() {
             return Err(cx.err("control.socket", "empty (expected a path)"));
         }
+        for (f, v, lo, hi) in [
+            ("limits.bindings", l.bindings, 1, 1 << 24),
+            ("limits.connections", l.connections, 1, 1 << 24),
+            ("limits.flows", l.flows, 2, 1 << 24),
+            (
+                "limits.reassembly_contexts",
+                l.reassembly_contexts,
+                1,
+                1 << 16,
+            ),
+            (
+                "limits.reassembly_fragments",
+                l.reassembly_fragments,
+                2,
+                1024,
+            ),
+            ("limits.reassembly_bytes", l.reassembly_bytes, 4096, 1 << 30),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(cx.err(f, format!("{v} is out of range (expected {lo}..={hi})")));
+            }
+        }
+        if !(100..=60_000).contains(&l.reassembly_timeout_ms) {
+            return Err(cx.err(
+                "limits.reassembly_timeout_ms",
+                format!(
+                    "{} is out of range (expected 100..=60000)",
+                    l.reassembly_timeout_ms
+                ),
+            ));
+        }
+
+        // [tunnel] and its keys.
+        let udp_port = self.tunnel.udp_port.unwrap_or(AVES_UDP_PORT);
+        if udp_port == 0 {
+            return Err(cx.err("tunnel.udp_port", "0 is not a port (expected 1..=65535)"));
+        }
+        let base = file.parent().unwrap_or(Path::new("."));
+        let mut keys: Vec<KeySpec> = Vec::new();
+        for (i, k) in self.tunnel.keys.iter().enumerate() {
+            let key = |f: &str| format!("tunnel.key[{i}].{f}");
+            let id = u8::try_from(k.id).map_err(|_| {
+                cx.err(
+                    key("id"),
+                    format!("{} is out of range (expected 0..=255)", k.id),
+                )
+            })?;
+            let algorithm = match k.algorithm.as_deref() {
+                None => Algorithm::HmacMd5,
+                Some(a) => Algorithm::from_name(a).ok_or_else(|| {
+                    cx.err(
+                        key("algorithm"),
+                        format!("`{a}` is not an algorithm (expected \"hmac-md5\" or \"hmac-sha256-128\")"),
+                    )
+                })?,
+            };
+            let hex_text = match (&k.secret, &k.secret_file) {
+                (Some(s), None) => s.clone(),
+                (None, Some(f)) => {
+                    let path = base.join(f);
+                    std::fs::read_to_string(&path).map_err(|e| {
+                        cx.err(
+                            key("secret_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?
+                }
+                _ => {
+                    return Err(cx.err(
+                        key("secret"),
+                        "give exactly one of `secret` (hex) or `secret_file`",
+                    ))
+                }
+            };
+            let secret = parse_hex(hex_text.trim()).ok_or_else(|| {
+                cx.err(
+                    key("secret"),
+                    "not hex (expected an even number of hex digits)",
+                )
+            })?;
+            if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
+                return Err(cx.err(
+                    key("secret"),
+                    format!(
+                        "{} bytes (expected {MIN_SECRET_LEN}..={MAX_SECRET_LEN})",
+                        secret.len()
+                    ),
+                ));
+            }
+            let gateway = match &k.gateway {
+                None => None,
+                Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| {
+                    cx.err(key("gateway"), format!("`{g}` is not an IPv4 address"))
+                })?),
+            };
+            if keys.iter().any(|o| o.gateway == gateway && o.id == id) {
+                return Err(cx.err(key("id"), format!("duplicate key id {id}")));
+            }
+            if keys.iter().filter(|o| o.gateway == gateway).count() >= 2 {
+                return Err(cx.err(
+                    key("id"),
+                    "at most two keys per gateway (the current one and the previous one)",
+                ));
+            }
+            keys.push(KeySpec {
+                id,
+                algorithm,
+                secret,
+                gateway,
+            });
+        }
+
+        // [[binding]]
+        let mut bindings = Vec::new();
+        for (i, b) in self.bindings.iter().enumerate() {
+            let addr = |f: &str, v: &str| -> Result<Ipv4Addr, ConfigError> {
+                v.parse::<Ipv4Addr>().map_err(|_| {
+                    cx.err(
+                        format!("binding[{i}].{f}"),
+                        format!("`{v}` is not an IPv4 address"),
+                    )
+                })
+            };
+            let waypoint = addr("waypoint", &b.waypoint)?;
+            let gateway = addr("gateway", &b.gateway)?;
+            if !ports
+                .iter()
+                .any(|p| p.pools.iter().any(|r| r.contains(waypoint)))
+            {
+                return Err(cx.err(
+                    format!("binding[{i}].waypoint"),
+                    format!("{waypoint} is in no port's pools"),
+                ));
+            }
+            if !keys.iter().any(|k| k.gateway == Some(gateway)) {
+                return Err(cx.err(
+                    format!("binding[{i}].gateway"),
+                    format!("no [[tunnel.key]] for gateway {gateway}"),
+                ));
+            }
+            let mode = match b.mode.as_deref() {
+                None | Some("plain") => Mode::Plain,
+                Some("multihoming") => Mode::MultiHoming,
+                Some(m) => {
+                    return Err(cx.err(
+                        format!("binding[{i}].mode"),
+                        format!("`{m}` is not a mode (expected \"plain\" or \"multihoming\")"),
+                    ))
+                }
+            };
+            bindings.push(Binding {
+                initiator: addr("initiator", &b.initiator)?,
+                waypoint,
+                gateway,
+                responder: addr("responder", &b.responder)?,
+                mode,
+                pinned: true,
+            });
+        }
+
+        // [gateway]
+        let gateway = match &self.gateway {
+            None => None,
+            Some(g) => {
+                let public = port_index("gateway.public".into(), &g.public)?;
+                let private = port_index("gateway.private".into(), &g.private)?;
+                if public == private {
+                    return Err(cx.err("gateway.private", "must differ from gateway.public"));
+                }
+                for (f, idx) in [("gateway.public", public), ("gateway.private", private)] {
+                    if ports[usize::from(idx)].addresses.is_empty() {
+                        return Err(cx.err(f, "that port has no address"));
+                    }
+                }
+                let nat_ports = match &g.nat_ports {
+                    None => (20000, 59999),
+                    Some(r) => parse_port_range(r).ok_or_else(|| {
+                        cx.err(
+                            "gateway.nat_ports",
+                            format!(
+                                "`{r}` is not a port range (expected \"lo-hi\", 1024 <= lo <= hi)"
+                            ),
+                        )
+                    })?,
+                };
+                Some(GatewaySpec {
+                    public,
+                    private,
+                    nat_ports,
+                })
+            }
+        };
+
+        // Role rules.
+        match self.engine.role {
+            Role::Router => {
+                if !keys.is_empty() || !bindings.is_empty() || gateway.is_some() {
+                    return Err(cx.err(
+                        "engine.role",
+                        "a router takes no [[tunnel.key]], [[binding]] or [gateway]",
+                    ));
+                }
+            }
+            Role::Waypoint => {
+                if !ports.iter().any(|p| !p.pools.is_empty()) {
+                    return Err(cx.err("port", "a waypoint needs at least one port with pools"));
+                }
+                if keys.is_empty() {
+                    return Err(cx.err("tunnel.key", "a waypoint needs a key per gateway"));
+                }
+                if let Some(i) = keys.iter().position(|k| k.gateway.is_none()) {
+                    return Err(cx.err(
+                        format!("tunnel.key[{i}].gateway"),
+                        "missing (a waypoint's key names the gateway it signs for)",
+                    ));
+                }
+                if gateway.is_some() {
+                    return Err(cx.err("gateway", "only for engine.role = \"gateway\""));
+                }
+            }
+            Role::Gateway => {
+                if gateway.is_none() {
+                    return Err(cx.err(
+                        "gateway",
+                        "missing (a gateway needs [gateway] public/private)",
+                    ));
+                }
+                if keys.is_empty() {
+                    return Err(cx.err("tunnel.key", "a gateway needs its key"));
+                }
+                if let Some(i) = keys.iter().position(|k| k.gateway.is_some()) {
+                    return Err(cx.err(
+                        format!("tunnel.key[{i}].gateway"),
+                        "not allowed for a gateway (its keys are its own)",
+                    ));
+                }
+                if !bindings.is_empty() {
+                    return Err(cx.err("binding", "bindings belong on a waypoint"));
+                }
+            }
+        }
+
+        let mut timeouts = Timeouts::aves();
+        for (f, v, slot) in [
+            ("timeouts.icmp", self.timeouts.icmp, &mut timeouts.icmp),
+            ("timeouts.udp", self.timeouts.udp, &mut timeouts.udp),
+            ("timeouts.tcp", self.timeouts.tcp, &mut timeouts.tcp),
+            ("timeouts.other", self.timeouts.other, &mut timeouts.other),
+        ] {
+            if let Some(v) = v {
+                if !(1..=86_400).contains(&v) {
+                    return Err(cx.err(f, format!("{v} is out of range (expected 1..=86400 s)")));
+                }
+                *slot = v * SECOND_NS;
+            }
+        }
+        if let Some(v) = self.timeouts.http {
+            if !(1..=86_400).contains(&v) {
+                return Err(cx.err(
+                    "timeouts.http",
+                    format!("{v} is out of range (expected 1..=86400 s)"),
+                ));
+            }
+            timeouts.http = Some(v * SECOND_NS);
+        }
+        timeouts.tcp_transitory = timeouts.tcp;
 
         Ok(Config {
             file: file.to_path_buf(),
@@ -627,9 +1069,42 @@ impl RawConfig {
                 neighbours: l.neighbours,
                 pending: l.pending,
                 neighbour_ttl_s: l.neighbour_ttl_s,
+                bindings: l.bindings,
+                connections: l.connections,
+                flows: l.flows,
+                reassembly_contexts: l.reassembly_contexts,
+                reassembly_fragments: l.reassembly_fragments,
+                reassembly_bytes: l.reassembly_bytes,
+                reassembly_timeout_ms: l.reassembly_timeout_ms,
             },
+            tunnel: TunnelSpec {
+                udp_port,
+                headers_only: self.tunnel.headers_only,
+                keys,
+            },
+            bindings,
+            gateway,
+            timeouts,
         })
     }
+}
+
+/// Hex digits to bytes (even length).
+fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// "lo-hi" with 1024 <= lo <= hi.
+fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-')?;
+    let (lo, hi) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
+    (1024 <= lo && lo <= hi).then_some((lo, hi))
 }
 
 impl Config {
@@ -849,5 +1324,124 @@ mac = "02:00:00:00:00:02"
     fn missing_file_is_an_error() {
         let e = load(Path::new("/nonexistent/aves.toml")).unwrap_err();
         assert!(e.message.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn every_example_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().and_then(|x| x.to_str()) == Some("toml") {
+                load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "router, waypoint and gateway examples");
+        let w = load(&dir.join("waypoint.toml")).unwrap();
+        assert_eq!(w.role, Role::Waypoint);
+        assert_eq!(w.bindings.len(), 1);
+        assert!(w.bindings[0].pinned);
+        assert_eq!(w.tunnel.keys[0].secret.len(), 32);
+        assert!(
+            !format!("{w:?}").contains("4156455320"),
+            "Debug hides secrets"
+        );
+        let g = load(&dir.join("gateway.toml")).unwrap();
+        assert_eq!(g.gateway.unwrap().nat_ports, (20000, 59999));
+    }
+
+    #[test]
+    fn bad_aves_configs_name_the_key() {
+        let w = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/waypoint.toml"),
+        )
+        .unwrap();
+        let g = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/gateway.toml"),
+        )
+        .unwrap();
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (&w, "id = 1", "id = 300", "tunnel.key[0].id"),
+            (
+                &w,
+                "algorithm = \"hmac-md5\"",
+                "algorithm = \"md4\"",
+                "tunnel.key[0].algorithm",
+            ),
+            (
+                &w,
+                "secret = \"4156455320653265207368617265642074657374206b65792c207075626c6963\"",
+                "secret = \"abcd\"",
+                "tunnel.key[0].secret",
+            ),
+            (
+                &w,
+                "secret = \"4156455320653265207368617265642074657374206b65792c207075626c6963\"",
+                "secret = \"zz\"",
+                "tunnel.key[0].secret",
+            ),
+            (
+                &w,
+                "gateway = \"192.0.2.2\"\nid",
+                "gateway = \"192.0.2.x\"\nid",
+                "tunnel.key[0].gateway",
+            ),
+            (
+                &w,
+                "waypoint = \"203.0.113.100\"",
+                "waypoint = \"203.0.113.200\"",
+                "binding[0].waypoint",
+            ),
+            (&w, "mode = \"plain\"", "mode = \"both\"", "binding[0].mode"),
+            (&w, "icmp = 60", "icmp = 0", "timeouts.icmp"),
+            (
+                &w,
+                "pools = [\"203.0.113.100-203.0.113.115\"]",
+                "",
+                "binding[0].waypoint",
+            ),
+            (
+                &g,
+                "nat_ports = \"20000-59999\"",
+                "nat_ports = \"80-90\"",
+                "gateway.nat_ports",
+            ),
+            (
+                &g,
+                "private = \"priv\"",
+                "private = \"pub\"",
+                "gateway.private",
+            ),
+            (
+                &g,
+                "private = \"priv\"",
+                "private = \"lan\"",
+                "gateway.private",
+            ),
+            (&g, "[gateway]", "[gateway_x]", ""),
+            (
+                &g,
+                "id = 1\n",
+                "id = 1\ngateway = \"192.0.2.9\"\n",
+                "tunnel.key[0].gateway",
+            ),
+            (
+                &g,
+                "reassembly_fragments = 64",
+                "reassembly_fragments = 1",
+                "limits.reassembly_fragments",
+            ),
+            (&g, "role = \"gateway\"", "role = \"router\"", "engine.role"),
+        ];
+        for (base, from, to, key) in cases {
+            assert!(
+                base.contains(from),
+                "case {key}: `{from}` not in the example"
+            );
+            let text = base.replacen(from, to, 1);
+            let e = p(&text).expect_err(key);
+            assert_eq!(&e.key, key, "{e}");
+        }
     }
 }

@@ -8,6 +8,10 @@
 //! route del PREFIX                          remove a route
 //! neigh add NAME ADDR MAC                   add or replace a static neighbour on port NAME
 //! neigh del NAME ADDR                       remove a neighbour
+//! binding add A W via R to B [mode plain|multihoming]
+//!                                           waypoint: bind initiator A at waypoint
+//!                                           address W to responder B behind gateway R
+//! binding del A W                           waypoint: remove that binding
 //! stats                                     per-port and per-reason totals, summed over lcores
 //! ping                                      liveness
 //! ```
@@ -17,7 +21,7 @@
 
 use crate::config::Config;
 use aves_dataplane::addr::{Ipv4Cidr, MacAddr};
-use aves_dataplane::command::{Command, Route};
+use aves_dataplane::command::{Binding, Command, Mode, Route};
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
@@ -85,9 +89,28 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
             port: port(name)?,
             ip: addr(ip)?,
         })),
+        ["binding", "add", a, w, "via", r, "to", b, rest @ ..] => {
+            let mode = match rest {
+                [] | ["mode", "plain"] => Mode::Plain,
+                ["mode", "multihoming"] => Mode::MultiHoming,
+                _ => return Err("expected `mode plain` or `mode multihoming` after the responder".into()),
+            };
+            Ok(Request::Apply(Command::AddBinding(Binding {
+                initiator: addr(a)?,
+                waypoint: addr(w)?,
+                gateway: addr(r)?,
+                responder: addr(b)?,
+                mode,
+                pinned: false,
+            })))
+        }
+        ["binding", "del", a, w] => Ok(Request::Apply(Command::DelBinding {
+            initiator: addr(a)?,
+            waypoint: addr(w)?,
+        })),
         [] => Err("empty request".into()),
         _ => Err(format!(
-            "unknown request `{}` (expected: route add PREFIX [via ADDR] port NAME | route del PREFIX | neigh add PORT ADDR MAC | neigh del PORT ADDR | stats | ping)",
+            "unknown request `{}` (expected: route add PREFIX [via ADDR] port NAME | route del PREFIX | neigh add PORT ADDR MAC | neigh del PORT ADDR | binding add A W via R to B [mode plain|multihoming] | binding del A W | stats | ping)",
             line.trim()
         )),
     }
@@ -201,5 +224,50 @@ addresses = ["10.2.0.1/24"]
             let e = parse_request(line, &c).expect_err(line);
             assert!(e.contains(needle), "`{line}` gave `{e}`");
         }
+    }
+
+    #[test]
+    fn binding_requests() {
+        let cfg = cfg();
+        let r = parse_request(
+            "binding add 198.51.100.10 203.0.113.100 via 192.0.2.2 to 10.0.0.2",
+            &cfg,
+        )
+        .unwrap();
+        let Request::Apply(Command::AddBinding(b)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(b.mode, Mode::Plain);
+        assert_eq!(b.responder, "10.0.0.2".parse::<Ipv4Addr>().unwrap());
+        assert!(!b.pinned);
+        let r = parse_request(
+            "binding add 1.2.3.4 203.0.113.100 via 192.0.2.2 to 10.0.0.2 mode multihoming",
+            &cfg,
+        )
+        .unwrap();
+        assert!(matches!(
+            r,
+            Request::Apply(Command::AddBinding(Binding {
+                mode: Mode::MultiHoming,
+                ..
+            }))
+        ));
+        assert!(parse_request(
+            "binding add 1.2.3.4 203.0.113.100 via 192.0.2.2 to 10.0.0.2 mode x",
+            &cfg
+        )
+        .is_err());
+        assert!(parse_request(
+            "binding add 1.2.3 203.0.113.100 via 192.0.2.2 to 10.0.0.2",
+            &cfg
+        )
+        .is_err());
+        assert_eq!(
+            parse_request("binding del 1.2.3.4 203.0.113.100", &cfg).unwrap(),
+            Request::Apply(Command::DelBinding {
+                initiator: "1.2.3.4".parse().unwrap(),
+                waypoint: "203.0.113.100".parse().unwrap()
+            })
+        );
     }
 }

@@ -9,17 +9,21 @@
 //! each port gets as many RX/TX queue pairs as there are lcores. The control thread is
 //! pinned to a CPU no lcore uses, when one exists.
 
-use crate::config::{Config, IdlePolicy};
+use crate::config::{Config, IdlePolicy, Role};
 use crate::ctl::{self, Request};
+use crate::roles;
 use crate::stats;
 use anyhow::{bail, Context, Result};
 use aves_dataplane::addr::MacAddr;
 use aves_dataplane::command::{Command, Envelope, Notice, Outcome};
 use aves_dataplane::counters::CoreCounters;
 use aves_dataplane::engine::{Idle, Worker, WorkerConfig};
+use aves_dataplane::pipeline::gateway::Gateway;
 use aves_dataplane::pipeline::router::{PortConfig, Router, RouterConfig};
-use dpdk_sys::ring::{self, Consumer, Producer, ValueConsumer};
-use dpdk_sys::{Eal, Mempool, Port, PortConf};
+use aves_dataplane::pipeline::waypoint::Waypoint;
+use aves_dataplane::pipeline::Role as RoleTrait;
+use dpdk_sys::ring::{self, Consumer, MbufConsumer, MbufProducer, Producer, ValueConsumer};
+use dpdk_sys::{Eal, Mbuf, Mempool, Port, PortConf};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -31,6 +35,8 @@ use tracing::{info, warn};
 
 /// Command ring size per lcore (a power of two; usable capacity is one less).
 const RING_SIZE: u32 = 256;
+/// Handoff ring size between two lcores.
+const HANDOFF_RING_SIZE: u32 = 1024;
 
 /// Runs the daemon until SIGINT/SIGTERM.
 pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
@@ -123,13 +129,87 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
         },
     };
 
+    let n = lcores.len();
+    let err = |e: aves_dataplane::pipeline::router::RouterConfigError| {
+        anyhow::anyhow!("{}: {}", cfg.file.display(), e.0)
+    };
+    let setup = Setup {
+        eal,
+        cfg: &cfg,
+        ports,
+        pool,
+        pool_size,
+        lcores,
+        stop,
+        idle,
+    };
+    match cfg.role {
+        Role::Router => run_workers(setup, |_| Router::new(&router_cfg).map_err(err)),
+        Role::Waypoint => {
+            let wc = roles::waypoint_config(&cfg, router_cfg.clone())?;
+            run_workers(setup, |_| Waypoint::new(&wc).map_err(err))
+        }
+        Role::Gateway => run_workers(setup, |q| {
+            let gc = roles::gateway_config(&cfg, router_cfg.clone(), q, n)?;
+            Gateway::<Mbuf>::new(&gc).map_err(err)
+        }),
+    }
+}
+
+/// What `run` has set up before the workers exist.
+struct Setup<'a> {
+    eal: Eal,
+    cfg: &'a Config,
+    ports: Vec<Port>,
+    pool: Arc<Mempool>,
+    pool_size: u32,
+    lcores: Vec<u32>,
+    stop: Arc<AtomicBool>,
+    idle: Idle,
+}
+
+/// Builds one worker per lcore with the role `make_role(queue)` returns, runs them and
+/// the control thread until stopped, then prints totals and shuts down.
+fn run_workers<R: RoleTrait<Mbuf> + Send + 'static>(
+    setup: Setup<'_>,
+    make_role: impl Fn(usize) -> Result<R>,
+) -> Result<ExitCode> {
+    let Setup {
+        eal,
+        cfg,
+        mut ports,
+        pool,
+        pool_size,
+        lcores,
+        stop,
+        idle,
+    } = setup;
+    let cfg = cfg.clone();
+    // Handoff rings between every pair of lcores (decision 0006).
+    let n = lcores.len();
+    let mut handoff_tx: Vec<Vec<Option<MbufProducer>>> =
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    let mut handoff_rx: Vec<Vec<MbufConsumer>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, row) in handoff_tx.iter_mut().enumerate() {
+        for (j, slot) in row.iter_mut().enumerate() {
+            if i != j {
+                let (tx, rx) = ring::mbuf_channel(&format!("aves_ho{i}_{j}"), HANDOFF_RING_SIZE)
+                    .context("creating a handoff ring")?;
+                *slot = Some(tx);
+                if let Some(r) = handoff_rx.get_mut(j) {
+                    r.push(rx);
+                }
+            }
+        }
+    }
+    let mut handoff_tx = handoff_tx.into_iter();
+    let mut handoff_rx = handoff_rx.into_iter();
     let mut workers = Vec::new();
     let mut links = Vec::new();
     let mut notice_rxs = Vec::new();
     let mut all_counters = Vec::new();
     for (q, &lcore) in lcores.iter().enumerate() {
-        let router = Router::new(&router_cfg)
-            .map_err(|e| anyhow::anyhow!("{}: {}", cfg.file.display(), e.0))?;
+        let role = make_role(q)?;
         let (cmd_tx, cmd_rx) = ring::channel::<Envelope>(&format!("aves_cmd{lcore}"), RING_SIZE)
             .context("creating a command ring")?;
         let (ack_tx, ack_rx) = ring::channel::<Envelope>(&format!("aves_ack{lcore}"), RING_SIZE)
@@ -154,10 +234,12 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
             lcore,
             rx,
             tx,
-            role: router,
+            role,
             commands: cmd_rx,
             acks: ack_tx,
             notices: notice_tx,
+            handoff_tx: handoff_tx.next().unwrap_or_default(),
+            handoff_rx: handoff_rx.next().unwrap_or_default(),
             counters: Arc::clone(&counters),
             pool: Arc::clone(&pool),
             stop: Arc::clone(&stop),

@@ -5,6 +5,7 @@ mod config;
 mod ctl;
 #[cfg(feature = "dpdk")]
 mod daemon;
+mod roles;
 mod stats;
 
 use clap::{Parser, Subcommand};

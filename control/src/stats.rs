@@ -35,8 +35,9 @@ pub struct Totals {
     pub events: Vec<(&'static str, u64)>,
 }
 
-fn events_of(e: &EventCounters) -> [(&'static str, u64); 10] {
+fn events_of(e: &EventCounters) -> [(&'static str, u64); 11] {
     [
+        ("handed_off", e.handed_off.get()),
         ("fragments_made", e.fragments_made.get()),
         ("datagrams_reassembled", e.datagrams_reassembled.get()),
         ("icmp_sent", e.icmp_sent.get()),

@@ -123,6 +123,8 @@ pub enum DropReason {
     /// An authentic tunnel packet whose inner destination is not on the gateway's
     /// private side (a tunnel is not a way to reach anything else).
     TunnelForeignDestination,
+    /// A packet for a flow another lcore owns could not be handed to it (ring full).
+    HandoffFailed,
 }
 
 impl DropReason {
@@ -130,7 +132,7 @@ impl DropReason {
     pub const COUNT: usize = DropReason::ALL.len();
 
     /// Every reason, in discriminant order.
-    pub const ALL: [DropReason; 35] = [
+    pub const ALL: [DropReason; 36] = [
         DropReason::Truncated,
         DropReason::UnsupportedEtherType,
         DropReason::NotForUs,
@@ -166,6 +168,7 @@ impl DropReason {
         DropReason::NatNoMapping,
         DropReason::NatPortsExhausted,
         DropReason::TunnelForeignDestination,
+        DropReason::HandoffFailed,
     ];
 
     /// The metric label: lower snake case, stable.
@@ -206,6 +209,7 @@ impl DropReason {
             DropReason::NatNoMapping => "nat_no_mapping",
             DropReason::NatPortsExhausted => "nat_ports_exhausted",
             DropReason::TunnelForeignDestination => "tunnel_foreign_destination",
+            DropReason::HandoffFailed => "handoff_failed",
         }
     }
 }
@@ -232,6 +236,8 @@ pub struct EventCounters {
     pub fragments_made: Counter,
     /// Datagrams reassembled from fragments (gateway).
     pub datagrams_reassembled: Counter,
+    /// Packets handed to the lcore that owns their flow (gateway, decision 0006).
+    pub handed_off: Counter,
     /// ICMP errors not sent: RFC 1812 §4.3.2.7 forbids them, or the rate limit hit.
     pub icmp_suppressed: Counter,
     /// ARP replies sent for owned addresses.

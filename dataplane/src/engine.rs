@@ -17,7 +17,7 @@ use crate::command::{Envelope, Notice, Outcome};
 use crate::counters::{CoreCounters, DropReason, MAX_PORTS};
 use crate::pipeline::neighbour::{PendingQueue, PendingSink};
 use crate::pipeline::{Io, Role};
-use dpdk_sys::ring::{Consumer, Producer, ValueProducer};
+use dpdk_sys::ring::{Consumer, MbufConsumer, MbufProducer, Producer, ValueProducer};
 use dpdk_sys::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,6 +106,10 @@ pub struct Worker<R> {
     pub acks: Producer<Envelope>,
     /// What this lcore learned (neighbours), for control to pass to the other lcores.
     pub notices: ValueProducer<Notice>,
+    /// Handoff rings to the other lcores, indexed by lcore index (None for this one).
+    pub handoff_tx: Vec<Option<MbufProducer>>,
+    /// Handoff rings from the other lcores.
+    pub handoff_rx: Vec<MbufConsumer>,
     /// This core's counters (control reads them).
     pub counters: Arc<CoreCounters>,
     /// Pool for packets the engine creates (ARP requests, fragments).
@@ -186,6 +190,7 @@ impl ArpWanted {
 /// The engine's [`Io`]: TX buffers, the ARP wait queue and the mempool.
 struct EngineIo<'a> {
     pool: &'a Mempool,
+    handoff: &'a mut [Option<MbufProducer>],
     txq: &'a mut [TxQueue],
     bufs: &'a mut [TxBuf],
     pending: &'a mut PendingQueue<Mbuf>,
@@ -218,6 +223,21 @@ impl Io<Mbuf> for EngineIo<'_> {
     fn drop_packet(&mut self, buf: Mbuf, reason: DropReason) {
         drop(buf);
         self.counters.count_drop(reason);
+    }
+    fn handoff(&mut self, mut buf: Mbuf, lcore: usize, in_port: u16) {
+        let Some(Some(ring)) = self.handoff.get_mut(lcore) else {
+            drop(buf);
+            self.counters.count_drop(DropReason::HandoffFailed);
+            return;
+        };
+        buf.set_port(in_port);
+        match ring.send(buf) {
+            Ok(()) => self.counters.events.handed_off.inc(),
+            Err(m) => {
+                drop(m);
+                self.counters.count_drop(DropReason::HandoffFailed);
+            }
+        }
     }
 }
 
@@ -281,6 +301,8 @@ impl<R: Role<Mbuf>> Worker<R> {
             mut commands,
             mut acks,
             mut notices,
+            mut handoff_tx,
+            mut handoff_rx,
             counters,
             pool,
             stop,
@@ -341,6 +363,7 @@ impl<R: Role<Mbuf>> Worker<R> {
             {
                 let mut io = EngineIo {
                     pool: &pool,
+                    handoff: &mut handoff_tx,
                     txq: &mut tx,
                     bufs: &mut bufs,
                     pending: &mut pending,
@@ -359,6 +382,17 @@ impl<R: Role<Mbuf>> Worker<R> {
                             counters.count_drop(DropReason::Segmented);
                             continue;
                         }
+                        role.handle(m, in_port, now, &counters, &mut io);
+                    }
+                }
+                // Packets other lcores handed to us (flows whose state we own).
+                for ring in handoff_rx.iter_mut() {
+                    for _ in 0..dpdk_sys::BURST_SIZE {
+                        let Some(m) = ring.recv() else {
+                            break;
+                        };
+                        received += 1;
+                        let in_port = m.port();
                         role.handle(m, in_port, now, &counters, &mut io);
                     }
                 }

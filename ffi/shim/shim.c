@@ -26,6 +26,8 @@ uint32_t aves_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 uint16_t aves_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
 uint16_t aves_mbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
 uint16_t aves_mbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
+uint16_t aves_mbuf_port(const struct rte_mbuf *m) { return m->port; }
+void aves_mbuf_set_port(struct rte_mbuf *m, uint16_t port) { m->port = port; }
 
 unsigned aves_ring_enqueue(struct rte_ring *r, void *obj) {
     return rte_ring_enqueue_burst(r, &obj, 1, NULL);

@@ -36,6 +36,8 @@ uint32_t aves_mbuf_pkt_len(const struct rte_mbuf *m);
 uint16_t aves_mbuf_nb_segs(const struct rte_mbuf *m);
 uint16_t aves_mbuf_headroom(const struct rte_mbuf *m);
 uint16_t aves_mbuf_tailroom(const struct rte_mbuf *m);
+uint16_t aves_mbuf_port(const struct rte_mbuf *m);
+void aves_mbuf_set_port(struct rte_mbuf *m, uint16_t port);
 
 unsigned aves_ring_enqueue(struct rte_ring *r, void *obj);
 unsigned aves_ring_dequeue(struct rte_ring *r, void **obj);

@@ -139,6 +139,19 @@ impl Mbuf {
         unsafe { raw::aves_mbuf_nb_segs(self.0.as_ptr()) == 1 }
     }
 
+    /// The mbuf's port field (set by the driver on receive; aves stores its own port
+    /// index there when it hands a packet to another lcore).
+    pub fn port(&self) -> u16 {
+        // SAFETY: the mbuf is live.
+        unsafe { raw::aves_mbuf_port(self.0.as_ptr()) }
+    }
+
+    /// Sets the mbuf's port field.
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: the mbuf is live and ours.
+        unsafe { raw::aves_mbuf_set_port(self.0.as_ptr(), port) }
+    }
+
     /// Bytes free before the data.
     pub fn headroom(&self) -> usize {
         // SAFETY: the mbuf is live.

@@ -3,7 +3,7 @@
 //! lcore's side. Items travel as `Box<T>` pointers; a ring's leftovers are freed when both
 //! ends are gone.
 
-use crate::{raw, DpdkError};
+use crate::{raw, DpdkError, Mbuf};
 use std::ffi::{c_void, CString};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -238,5 +238,105 @@ impl<T: Copy + Send> ValueConsumer<T> {
         } else {
             None
         }
+    }
+}
+
+/// A ring of owned mbufs between two lcores (a handoff): no allocation, no lock.
+struct MbufRing {
+    ptr: NonNull<raw::rte_ring>,
+}
+
+// SAFETY: SP/SC, one thread per end, as for Ring.
+unsafe impl Send for MbufRing {}
+// SAFETY: the two ends use disjoint halves of the ring.
+unsafe impl Sync for MbufRing {}
+
+impl Drop for MbufRing {
+    fn drop(&mut self) {
+        let mut obj: *mut c_void = std::ptr::null_mut();
+        // SAFETY: both ends are gone; every pointer in the ring is an owned mbuf.
+        while unsafe { raw::aves_ring_dequeue(self.ptr.as_ptr(), &mut obj) } == 1 {
+            if let Some(p) = NonNull::new(obj.cast::<raw::rte_mbuf>()) {
+                // SAFETY: owned mbuf taken out of the ring; dropping frees it.
+                drop(unsafe { Mbuf::from_raw(p) });
+            }
+        }
+        // SAFETY: the ring is empty and unused.
+        unsafe { raw::rte_ring_free(self.ptr.as_ptr()) };
+        crate::object_freed();
+    }
+}
+
+/// Sending end of an [`mbuf_channel`].
+pub struct MbufProducer {
+    ring: Arc<MbufRing>,
+}
+
+/// Receiving end of an [`mbuf_channel`].
+pub struct MbufConsumer {
+    ring: Arc<MbufRing>,
+}
+
+impl std::fmt::Debug for MbufProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MbufProducer")
+    }
+}
+impl std::fmt::Debug for MbufConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MbufConsumer")
+    }
+}
+
+/// A channel of owned mbufs of capacity `size - 1` (`size` a power of two). Needs EAL.
+/// Mbufs left in it when both ends are gone are freed.
+pub fn mbuf_channel(name: &str, size: u32) -> Result<(MbufProducer, MbufConsumer), DpdkError> {
+    let op = || format!("rte_ring_create({name}, {size})");
+    if !size.is_power_of_two() || size < 2 {
+        return Err(DpdkError::invalid(op(), "size must be a power of two >= 2"));
+    }
+    let c = CString::new(name).map_err(|_| DpdkError::invalid(op(), "NUL in name"))?;
+    let flags = raw::RING_F_SP_ENQ | raw::RING_F_SC_DEQ;
+    // SAFETY: c is a valid C string; SOCKET_ID_ANY is -1.
+    let p = unsafe { raw::rte_ring_create(c.as_ptr(), size, -1, flags) };
+    let ptr = NonNull::new(p).ok_or_else(|| DpdkError::last(op()))?;
+    crate::object_created();
+    let ring = Arc::new(MbufRing { ptr });
+    Ok((
+        MbufProducer {
+            ring: Arc::clone(&ring),
+        },
+        MbufConsumer { ring },
+    ))
+}
+
+impl MbufProducer {
+    /// Hands `m` over; gives it back when the ring is full.
+    #[inline]
+    pub fn send(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        let p = m.into_raw();
+        // SAFETY: single producer (&mut self); the ring takes ownership of p on success.
+        let n = unsafe { raw::aves_ring_enqueue(self.ring.ptr.as_ptr(), p.cast()) };
+        if n == 1 {
+            Ok(())
+        } else {
+            // SAFETY: the ring refused p, so we still own it; p came from into_raw.
+            Err(unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) })
+        }
+    }
+}
+
+impl MbufConsumer {
+    /// Takes the next mbuf, if any.
+    #[inline]
+    pub fn recv(&mut self) -> Option<Mbuf> {
+        let mut obj: *mut c_void = std::ptr::null_mut();
+        // SAFETY: single consumer (&mut self); obj is a valid out-pointer.
+        let n = unsafe { raw::aves_ring_dequeue(self.ring.ptr.as_ptr(), &mut obj) };
+        if n != 1 {
+            return None;
+        }
+        // SAFETY: every pointer in the ring is an owned mbuf sent by MbufProducer.
+        NonNull::new(obj.cast::<raw::rte_mbuf>()).map(|p| unsafe { Mbuf::from_raw(p) })
     }
 }

@@ -156,6 +156,26 @@ fn eal_ports_mbufs_rings_and_lcores() {
     assert_eq!(vc.recv(), None);
     drop((vp, vc));
 
+    // Mbuf handoff rings: ownership moves, the port field travels, leftovers are freed.
+    let (mut mp, mut mc) = ring::mbuf_channel("test_handoff", 4).expect("mbuf ring");
+    for i in 0..3u16 {
+        let mut m = pool.alloc().unwrap();
+        m.set_port(i);
+        mp.send(m).unwrap();
+    }
+    assert!(
+        mp.send(pool.alloc().unwrap()).is_err(),
+        "full ring gives the mbuf back"
+    );
+    assert_eq!(mc.recv().unwrap().port(), 0);
+    assert_eq!(pool.avail_count(), initial - 2);
+    drop((mp, mc));
+    assert_eq!(
+        pool.avail_count(),
+        initial,
+        "a dropped ring frees what it held"
+    );
+
     // Launch a closure on worker lcore 1 and collect its return value.
     let (ctx, mut crx) = ring::channel::<u32>("test_lcore", 4).unwrap();
     let mut ctx = ctx;

@@ -67,7 +67,11 @@ fn waypoint() -> Waypoint {
 }
 
 fn gateway() -> Gateway<VecBuf> {
-    Gateway::new(&GatewayConfig {
+    Gateway::new(&gateway_config()).unwrap()
+}
+
+fn gateway_config() -> GatewayConfig {
+    GatewayConfig {
         router: RouterConfig {
             ports: vec![
                 PortConfig {
@@ -106,8 +110,9 @@ fn gateway() -> Gateway<VecBuf> {
         reassembly_bytes: 65536,
         reassembly_timeout_ns: 5_000_000_000,
         seed: 2,
-    })
-    .unwrap()
+        lcore_index: 0,
+        lcore_count: 1,
+    }
 }
 
 fn bind(w: &mut Waypoint, initiator: &str, wp: &str, mode: Mode) -> Result<(), CommandError> {
@@ -662,4 +667,113 @@ fn outbound_nat44_maps_endpoint_independently_and_filters_by_address_and_port() 
         run(&mut r, 1, &f, 3_600_000_000_002).0.dropped,
         vec![DropReason::NatPortsExhausted]
     );
+}
+
+/// Two gateway lcores: packets arrive on whichever lcore the NIC picks; the role hands
+/// each to the lcore that owns its flow (decision 0006). Both directions of every flow,
+/// plain, multi-homing and NAT44, end up translated correctly, whatever the arrival lcore.
+#[test]
+fn two_lcores_hand_packets_to_the_flow_owner() {
+    let mk = |i: usize| {
+        Gateway::new(&GatewayConfig {
+            lcore_index: i,
+            lcore_count: 2,
+            nat_ports: (20000, 20099),
+            ..gateway_config()
+        })
+        .unwrap()
+    };
+    let mut lcores = [mk(0), mk(1)];
+    let mut w = waypoint();
+    bind(&mut w, "198.51.100.10", "203.0.113.100", Mode::Plain).unwrap();
+    bind(&mut w, "198.51.100.11", "203.0.113.101", Mode::MultiHoming).unwrap();
+
+    /// Runs `f` arriving on lcore `first`, following handoffs; returns what was sent.
+    fn on(
+        lcores: &mut [Gateway<VecBuf>; 2],
+        first: usize,
+        port: u16,
+        f: Vec<u8>,
+    ) -> (usize, Vec<(u16, Vec<u8>)>) {
+        let (mut at, mut port, mut f) = (first, port, f);
+        for hops in 0..3 {
+            let (io, _) = run(&mut lcores[at], port, &f, 10);
+            if let Some((to, p, b)) = io.handed_off.into_iter().next() {
+                assert_ne!(to, at, "never hands off to itself");
+                assert_eq!(hops, 0, "one handoff at most");
+                (at, port, f) = (to, p, b);
+                continue;
+            }
+            assert!(io.dropped.is_empty(), "{:?}", io.dropped);
+            return (at, io.forwarded);
+        }
+        panic!("handoff loop");
+    }
+
+    let mut owners = std::collections::HashSet::new();
+    for sport in 40000..40008u16 {
+        for (a, wp, mh) in [
+            ("198.51.100.10", "203.0.113.100", false),
+            ("198.51.100.11", "203.0.113.101", true),
+        ] {
+            let req = frame(W_MAC, a, wp, 17, &udp_dgram(sport, 53, b"q"), false);
+            let (io, _) = run(&mut w, 0, &req, 1);
+            let tunnelled = via_internet(io.forwarded[0].1.clone(), R_PUB_MAC);
+            let arrive = usize::from(sport) % 2;
+            let (owner, out) = on(&mut lcores, arrive, 0, tunnelled);
+            owners.insert(owner);
+            let (s, d, _, u) = parse(&out[0].1);
+            let seen_port = u16::from_be_bytes([u[0], u[1]]);
+            // B answers; the reply arrives on the other lcore half of the time.
+            let reply = frame(
+                R_PRIV_MAC,
+                "10.0.0.2",
+                &s.to_string(),
+                17,
+                &udp_dgram(53, seen_port, b"a"),
+                false,
+            );
+            assert_eq!(d, ip("10.0.0.2"));
+            let (rowner, out) = on(&mut lcores, 1 - arrive, 1, reply);
+            assert_eq!(rowner, owner, "the reply is handled where the entry is");
+            let (s2, d2, _, u2) = parse(&out[0].1);
+            assert_eq!((s2, d2), (ip(wp), ip(a)), "mh={mh}");
+            assert_eq!(u16::from_be_bytes([u2[2], u2[3]]), sport);
+        }
+    }
+    assert_eq!(owners.len(), 2, "flows spread over both lcores");
+    // NAT44: B opens flows; replies arrive on either lcore.
+    for sport in 1000..1006u16 {
+        let f = frame(
+            R_PRIV_MAC,
+            "10.0.0.2",
+            "198.51.100.99",
+            17,
+            &udp_dgram(sport, 53, b"q"),
+            false,
+        );
+        let (owner, out) = on(&mut lcores, usize::from(sport) % 2, 1, f);
+        let (_, _, _, u) = parse(&out[0].1);
+        let ext = u16::from_be_bytes([u[0], u[1]]);
+        assert_eq!(
+            usize::from(ext) % 2,
+            owner,
+            "external port encodes the owner"
+        );
+        let r = frame(
+            R_PUB_MAC,
+            "198.51.100.99",
+            "192.0.2.2",
+            17,
+            &udp_dgram(53, ext, b"a"),
+            false,
+        );
+        let (rowner, out) = on(&mut lcores, 1 - owner, 0, r);
+        assert_eq!(rowner, owner);
+        let (_, d, _, u) = parse(&out[0].1);
+        assert_eq!(
+            (d, u16::from_be_bytes([u[2], u[3]])),
+            (ip("10.0.0.2"), sport)
+        );
+    }
 }

@@ -83,6 +83,10 @@ pub struct GatewayConfig {
     pub reassembly_timeout_ns: u64,
     /// Hash seed for the tables.
     pub seed: u64,
+    /// This lcore's index among the engine's lcores (decision 0006).
+    pub lcore_index: usize,
+    /// How many lcores run the role.
+    pub lcore_count: usize,
 }
 
 /// A connection entry.
@@ -127,6 +131,9 @@ pub struct Gateway<B> {
     timeouts: Timeouts,
     nat_timeouts: Timeouts,
     reassembly: Reassembler<B>,
+    lcore: usize,
+    lcores: usize,
+    nat_range: (u16, u16),
 }
 
 /// The key B's replies carry for an inbound inner datagram with key `k` that B sees as
@@ -153,8 +160,21 @@ impl<B: PacketBuf> Gateway<B> {
         let private_addr = router
             .port_addr(cfg.private_port)
             .ok_or_else(|| err("the private port needs an address"))?;
-        let ports = PortAllocator::new(cfg.nat_ports.0, cfg.nat_ports.1, cfg.seed)
+        let mut ports = PortAllocator::new(cfg.nat_ports.0, cfg.nat_ports.1, cfg.seed)
             .ok_or_else(|| err("nat_ports: empty range"))?;
+        let lcores = cfg.lcore_count.max(1);
+        if cfg.lcore_index >= lcores {
+            return Err(err("lcore index out of range"));
+        }
+        // Each lcore hands out only the ports p with p % lcores == its index, so a reply
+        // to port p can be steered to the lcore that owns its entry (decision 0006).
+        if lcores > 1 {
+            for p in cfg.nat_ports.0..=cfg.nat_ports.1 {
+                if usize::from(p) % lcores != cfg.lcore_index {
+                    ports.reserve(p);
+                }
+            }
+        }
         Ok(Gateway {
             router,
             public_port: cfg.public_port,
@@ -167,6 +187,9 @@ impl<B: PacketBuf> Gateway<B> {
             ports,
             timeouts: cfg.timeouts,
             nat_timeouts: cfg.nat_timeouts,
+            lcore: cfg.lcore_index,
+            lcores,
+            nat_range: cfg.nat_ports,
             reassembly: Reassembler::new(ReassemblyConfig {
                 max_datagrams: cfg.reassembly_contexts.max(1),
                 max_fragments: cfg.reassembly_fragments.max(2),
@@ -226,6 +249,16 @@ impl<B: PacketBuf> Gateway<B> {
                 && udp::Packet::new_checked(ip.payload())
                     .is_ok_and(|u| u.dst_port() == self.tunnel_port)
         });
+        if self.lcores > 1 {
+            let owner = if is_tunnel {
+                tunnel_inner_key(buf.data()).map(|k| symmetric_owner(&k, self.lcores))
+            } else {
+                self.public_reply_owner(buf.data())
+            };
+            if let Some(o) = owner.filter(|o| *o != self.lcore) {
+                return io.handoff(buf, o, in_port);
+            }
+        }
         if !is_tunnel {
             return self.nat_inbound(buf, in_port, now_ns, counters, io);
         }
@@ -421,6 +454,17 @@ impl<B: PacketBuf> Gateway<B> {
         }
         let data = ip.header_and_payload();
         let tcp_flags = tcp_flags_of(&ip);
+        if self.lcores > 1 {
+            let k = icmp_error_key(data)
+                .map(|q| q.reversed())
+                .or_else(|| flow_key(data));
+            if let Some(o) = k
+                .map(|k| self.private_owner(&k))
+                .filter(|o| *o != self.lcore)
+            {
+                return io.handoff(buf, o, in_port);
+            }
+        }
         // An ICMP error about a tunnelled flow: translate it and its quote.
         if let Some(quoted) = icmp_error_key(data) {
             let rk = quoted.reversed();
@@ -724,6 +768,35 @@ impl<B: PacketBuf> Gateway<B> {
         deliver(buf, v, io);
     }
 
+    /// True if `p` is in the range of ports the gateway hands out.
+    fn in_nat_range(&self, p: u16) -> bool {
+        (self.nat_range.0..=self.nat_range.1).contains(&p)
+    }
+
+    /// The lcore owning a flow seen on the private side with key `k` (B's direction):
+    /// by the allocated port for replies to the gateway's private address (multi-
+    /// homing), else by the symmetric hash of the 5-tuple.
+    fn private_owner(&self, k: &FlowKey) -> usize {
+        let p = k.dport_or_ident();
+        if k.dst == self.private_addr && self.in_nat_range(p) {
+            usize::from(p) % self.lcores
+        } else {
+            symmetric_owner(k, self.lcores)
+        }
+    }
+
+    /// The lcore owning the NAT44 session a non-tunnel datagram to the public address
+    /// belongs to (by its external port), if it looks like one.
+    fn public_reply_owner(&self, frame: &[u8]) -> Option<usize> {
+        let ip = ipv4_of(frame)?;
+        let d = ip.header_and_payload();
+        let k = icmp_error_key(d)
+            .map(|q| q.reversed())
+            .or_else(|| flow_key(d))?;
+        let p = k.dport_or_ident();
+        self.in_nat_range(p).then(|| usize::from(p) % self.lcores)
+    }
+
     /// Sends a translated packet to `dst` through the public side.
     fn out_public(&mut self, mut buf: B, dst: Ipv4Addr, now_ns: u64, io: &mut impl Io<B>) {
         let Some(route) = self.router.route(dst) else {
@@ -779,6 +852,26 @@ fn tcp_flags_of(ip: &ipv4::Packet<&[u8]>) -> Option<u8> {
     tcp::Packet::new_checked(ip.payload())
         .ok()
         .map(|t| t.flags())
+}
+
+/// The lcore that owns a flow, the same for both directions of it: a hash of the
+/// unordered address pair and unordered port pair.
+fn symmetric_owner(k: &FlowKey, lcores: usize) -> usize {
+    let (a, b) = (u32::from(k.src), u32::from(k.dst));
+    let (lo, hi) = (a.min(b), a.max(b));
+    let (p, q) = (k.sport.min(k.dport), k.sport.max(k.dport));
+    let mut h = u64::from(lo) << 32 | u64::from(hi);
+    h ^= (u64::from(p) << 16 | u64::from(q)) << 8 | u64::from(k.proto);
+    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    ((h >> 32) as usize) % lcores.max(1)
+}
+
+/// The flow key of the inner datagram of a tunnel packet (not verified: only used to
+/// pick the lcore that will verify it).
+fn tunnel_inner_key(frame: &[u8]) -> Option<FlowKey> {
+    let ip = ipv4_of(frame)?;
+    let inner = ip.payload().get(udp::HEADER_LEN + aves::HEADER_LEN..)?;
+    flow_key(inner)
 }
 
 /// The NAT44 mapping key of an outbound flow: its internal endpoint only.

@@ -43,6 +43,10 @@ pub trait Io<B> {
     fn resolve(&mut self, buf: B, port: u16, next_hop: Ipv4Addr);
     /// Free `buf` and count `reason`.
     fn drop_packet(&mut self, buf: B, reason: DropReason);
+    /// Give `buf` to the role on lcore `lcore` (its index among the engine's lcores),
+    /// which owns the flow's state; it is handled there as if received on `in_port`
+    /// (decision 0006).
+    fn handoff(&mut self, buf: B, lcore: usize, in_port: u16);
 }
 
 /// A role of the engine (router, waypoint, gateway).
@@ -93,6 +97,8 @@ pub struct RecordingIo {
     pub resolving: Vec<(u16, Ipv4Addr, Vec<u8>)>,
     /// Dropped reasons.
     pub dropped: Vec<DropReason>,
+    /// Handed off: (lcore, in_port, frame bytes).
+    pub handed_off: Vec<(usize, u16, Vec<u8>)>,
     /// Buffers handed out by `alloc`.
     pub allocated: usize,
     /// Buffers `alloc` may still hand out.
@@ -117,6 +123,9 @@ impl Io<crate::buf::VecBuf> for RecordingIo {
     }
     fn drop_packet(&mut self, _buf: crate::buf::VecBuf, reason: DropReason) {
         self.dropped.push(reason);
+    }
+    fn handoff(&mut self, buf: crate::buf::VecBuf, lcore: usize, in_port: u16) {
+        self.handed_off.push((lcore, in_port, buf.data().to_vec()));
     }
 }
 

@@ -15,11 +15,15 @@
 //! to the initiator that it needs to retry"); other packets without a binding are dropped.
 //! Everything else (ARP, ping to the interface address, routing) is the router role's.
 //!
-//! Timers (§5.2): a binding lives for the protocol timeout of its latest packet (ICMP
-//! 1 min, UDP 15 min, TCP 30 min, other 15 min, TCP to port 80 20 min); the TCP
+//! Timers (§5.2): a binding lives for the protocol timeout of its packets (ICMP 1 min,
+//! UDP 15 min, TCP 30 min, other 15 min, TCP to port 80 20 min), counted from each;
+//! neither a later packet nor a repeated `AddBinding` shortens a running timer. The TCP
 //! connections of a binding are tracked, and when the last one has closed (FIN both ways,
 //! or RST) the binding is removed at once — except for port 80, whose clients cache DNS
-//! answers. Pinned (configured) bindings never expire.
+//! answers. The waypoint sees only the initiator's half of a connection (replies go from
+//! the gateway to the initiator directly), so in practice only a RST from the initiator
+//! closes one; after FINs the binding runs out its timer. Pinned (configured) bindings
+//! never expire.
 //!
 //! The inner TTL is not decremented: from the initiator's point of view the waypoint is
 //! the destination host, so traceroute ends at W (the responder's ICMP port unreachable
@@ -87,6 +91,10 @@ struct BindingState {
     open_tcp: u32,
     /// Saw TCP to port 80: never removed on close (§5.2).
     http: bool,
+    /// A packet has used the binding. Until then it lives for the "other" timeout
+    /// however short its first packet's protocol timeout is; after that the first
+    /// packet's timeout replaces that wait, and later packets only extend it.
+    used: bool,
 }
 
 /// The waypoint role's per-core state.
@@ -192,7 +200,12 @@ impl Waypoint {
             } else {
                 now_ns.saturating_add(self.timeouts.other)
             };
-            self.bindings.touch(&key, exp, now_ns);
+            // A refresh only extends: it must not cut short the timer of a binding
+            // whose connections earned a longer one (TCP 30 min).
+            let cur_exp = self.bindings.expires_at(&key, now_ns).unwrap_or(0);
+            if exp > cur_exp {
+                self.bindings.touch(&key, exp, now_ns);
+            }
             return Ok(());
         }
         let state = BindingState {
@@ -202,6 +215,7 @@ impl Waypoint {
             pinned: b.pinned,
             open_tcp: 0,
             http: false,
+            used: false,
         };
         // A fresh binding waits for its first packet for the "other" timeout (15 min by
         // default); the delayed-binding wait state (issue 4) shortens this.
@@ -354,6 +368,7 @@ impl Waypoint {
         }
         if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
             bs.http = http;
+            bs.used = true;
         }
         if !b.pinned {
             let t = match p.key {
@@ -362,7 +377,9 @@ impl Waypoint {
             };
             let want = now_ns.saturating_add(t);
             let cur = self.bindings.expires_at(&bkey, now_ns).unwrap_or(0);
-            if want > cur {
+            // The first packet sets the protocol's timeout (an ICMP-only binding
+            // lives 1 min, not the 15 min a fresh binding waits); later ones extend it.
+            if want > cur || !b.used {
                 self.bindings.touch(&bkey, want, now_ns);
             }
         }
@@ -512,3 +529,7 @@ impl Waypoint {
         self.router.port_mac(port)
     }
 }
+
+#[cfg(test)]
+#[path = "waypoint_tests.rs"]
+mod tests;
