@@ -12,13 +12,27 @@
 # A and A2 are initiators on the "Internet" (a Linux namespace routing between three
 # links); W is a waypoint that virtualizes the private responder B for them; R is B's
 # AVES-aware NAT gateway (paper §3.2). aves owns wan, pub and priv through DPDK's
-# net_af_packet; the kernels in ${P}w and ${P}r have no addresses on them. Every peer
+# net_af_packet (or, with AVES_E2E_PORTS=tap, through taps twan, tpub, tpriv that a
+# bridge in the same namespace joins to the veth); the kernels in ${P}w and ${P}r have
+# no addresses on them. Every peer
 # that sends into a DPDK-owned veth (iw, ir, b0) has TX checksum offload off (veth
 # otherwise leaves partial checksums, which stall TCP: shared/TESTBED.md). IPv6 is off
 # on every link, so no router solicitations or MLD reports reach the engines. Traffic
 # goes only to addresses inside these namespaces.
 
 P=${AVES_NS_PREFIX:-avs}
+
+# How the engines attach to their links: "af_packet" (DPDK's net_af_packet on the veth
+# itself) or "tap" (DPDK's net_tap, bridged in the engine's namespace with the veth).
+# DPDK's af_packet driver joins its sockets to a PACKET_FANOUT group with
+# PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IPv4 fragments before the engine
+# sees them (and a reassembled datagram longer than an af_packet frame arrives
+# truncated). With tap ports fragments reach the engine as they are on the wire.
+AVES_E2E_PORTS=${AVES_E2E_PORTS:-af_packet}
+# The engines' MACs on tap ports (on af_packet ports they are the veths' own).
+AVES_W_TAP_MAC=02:a5:00:00:00:01
+AVES_R_PUB_TAP_MAC=02:a5:00:00:00:02
+AVES_R_PRIV_TAP_MAC=02:a5:00:00:00:03
 
 # The tunnel key W and R share (32 bytes, hex); a test-only value.
 AVES_E2E_KEY=${AVES_E2E_KEY:-4156455320653265207368617265642074657374206b65792c207075626c6963}
@@ -75,6 +89,59 @@ aves_topo_up() {
   ip -n "${P}b" addr add 10.0.0.2/24 dev b0
   ip -n "${P}b" route add default via 10.0.0.1
   ip netns exec "${P}b" ethtool -K b0 tx off >/dev/null
+
+  if [ "$AVES_E2E_PORTS" = tap ]; then
+    # One bridge per engine port; aves_attach_taps adds the tap once aves created it.
+    _aves_bridge "${P}w" bwan wan
+    _aves_bridge "${P}r" bpub pub
+    _aves_bridge "${P}r" bpriv priv
+  fi
+}
+
+# _aves_bridge NS BRIDGE VETH
+_aves_bridge() {
+  ip -n "$1" link add "$2" type bridge stp_state 0 forward_delay 0
+  ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1"
+  ip -n "$1" link set "$3" master "$2"
+  ip -n "$1" link set "$2" up
+}
+
+# aves_attach_taps: with AVES_E2E_PORTS=tap, enslaves the taps the running engines
+# created (twan in ${P}w; tpub, tpriv in ${P}r) to their bridges. Call it once both
+# daemons answer on their control sockets (their ports are started by then). DPDK's tap
+# driver gives the kernel side of the tap the port's own MAC; a bridge would take frames
+# to that MAC as its own, so the kernel side gets another one first.
+aves_attach_taps() {
+  [ "$AVES_E2E_PORTS" = tap ] || return 0
+  local ns br tap mac
+  while read -r ns br tap mac; do
+    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$tap.disable_ipv6=1" || return 1
+    ip -n "$ns" link set "$tap" address "$mac" || return 1
+    ip -n "$ns" link set "$tap" master "$br" || return 1
+    ip -n "$ns" link set "$tap" up || return 1
+  done <<EOF2
+${P}w bwan twan 02:a5:00:00:01:01
+${P}r bpub tpub 02:a5:00:00:01:02
+${P}r bpriv tpriv 02:a5:00:00:01:03
+EOF2
+}
+
+# aves_w_mac: the MAC of W's engine port.
+aves_w_mac() {
+  if [ "$AVES_E2E_PORTS" = tap ]; then
+    echo "$AVES_W_TAP_MAC"
+  else
+    ip -n "${P}w" -br link show wan | awk '{print $3}'
+  fi
+}
+
+# _aves_device N VETH TAP MAC QPAIRS: the DPDK device string of an engine port.
+_aves_device() {
+  if [ "$AVES_E2E_PORTS" = tap ]; then
+    echo "net_tap$1,iface=$3,mac=$4"
+  else
+    echo "net_af_packet$1,iface=$2,framecnt=2048,qpairs=$5"
+  fi
 }
 
 # _aves_nq LCORES: the number of lcores in an EAL core list ("1", "0,1"; ranges not
@@ -90,7 +157,6 @@ _aves_engine() {
 role = "$2"
 eal_args = ["--no-pci", "--no-huge", "--no-shconf", "-m", "512", "-l", "$3", "--file-prefix", "$4", "--log-level", "lib.eal:notice"]
 mbufs = 8191
-mbuf_data_room = 4096
 idle = { mode = "sleep", after_empty_polls = 256, max_sleep_us = 200 }
 
 [control]
@@ -110,7 +176,7 @@ waypoint_config() {
   cat >> "$1" <<CFG
 [[port]]
 name = "wan"
-device = "net_af_packet0,iface=wan,framesz=4096,framecnt=2048,qpairs=$nq"
+device = "$(_aves_device 0 wan twan "$AVES_W_TAP_MAC" "$nq")"
 addresses = ["203.0.113.2/24"]
 pools = ["203.0.113.100-203.0.113.115"]
 
@@ -140,12 +206,12 @@ gateway_config() {
   cat >> "$1" <<CFG
 [[port]]
 name = "pub"
-device = "net_af_packet0,iface=pub,framesz=4096,framecnt=2048,qpairs=$nq"
+device = "$(_aves_device 0 pub tpub "$AVES_R_PUB_TAP_MAC" "$nq")"
 addresses = ["192.0.2.2/24"]
 
 [[port]]
 name = "priv"
-device = "net_af_packet1,iface=priv,framesz=4096,framecnt=2048,qpairs=$nq"
+device = "$(_aves_device 1 priv tpriv "$AVES_R_PRIV_TAP_MAC" "$nq")"
 addresses = ["10.0.0.1/24"]
 
 [[route]]

@@ -29,6 +29,8 @@ echo "== tests/e2e/router.sh (one lcore)"
 AVES_LCORES=1 bash tests/e2e/router.sh || status=1
 echo "== tests/e2e/router.sh (two lcores, two queue pairs per port)"
 AVES_LCORES=0,1 bash tests/e2e/router.sh || status=1
-echo "== tests/e2e/aves.sh (waypoint and gateway, one lcore each)"
-AVES_W_LCORES=1 AVES_R_LCORES=1 bash tests/e2e/aves.sh || status=1
+echo "== tests/e2e/aves.sh (waypoint and gateway, one lcore each, af_packet ports)"
+AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/aves.sh || status=1
+echo "== tests/e2e/aves.sh (tap ports: fragments reach the engines, R reassembles)"
+AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=tap bash tests/e2e/aves.sh || status=1
 exit $status
