@@ -258,6 +258,12 @@ if echo "$out" | grep -q "Destination Host Unreachable"; then pass "ping from $A
 if wctl binding del "$A" "$W" >/dev/null 2>&1; then fail "deleting a missing binding refused"; else pass "deleting a missing binding refused"; fi
 check "the multi-homing binding still works" inA curl -s -o /dev/null --max-time 10 --interface "$A2" "http://$W2:8000/"
 
+if [[ "${AVES_R_LCORES:-${AVES_LCORES:-1}}" == *,* ]]; then
+  echo "== gateway on several lcores (decision 0006)"
+  check_ge "gateway handed packets to their flow's owner lcore (handed_off)" 1 "$(event "$rsock" handed_off)"
+  check_eq "no handoff failed" 0 "$(drops "$rsock" handoff_failed)"
+fi
+
 echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
 for role in waypoint gateway; do
   if [ "$role" = waypoint ]; then pid=$w_pid; out=$tmp/w.out; else pid=$r_pid; out=$tmp/r.out; fi
