@@ -87,6 +87,8 @@ aves_topo_up() {
 
   # Responder B behind R.
   ip -n "${P}b" addr add 10.0.0.2/24 dev b0
+  # A second responder, B2, on the same private link (its own HTTP server).
+  ip -n "${P}b" addr add 10.0.0.3/24 dev b0
   ip -n "${P}b" route add default via 10.0.0.1
   ip netns exec "${P}b" ethtool -K b0 tx off >/dev/null
 

@@ -521,8 +521,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         key: String::new(),
-        // toml's message names the key and shows line and column.
-        message: e.to_string().trim_end().replace('\n', "\n    "),
+        message: toml_message(text, &e),
     })?;
     raw.validate(path)
 }
@@ -1107,6 +1106,86 @@ impl RawConfig {
     }
 }
 
+/// The message for a TOML error. toml's own message names the key and shows the line
+/// with line and column. That is shown only when it cannot hold a secret: the lines
+/// involved do not name `secret` and nothing shown looks like one (a run of 16 or more
+/// hex digits, spaces allowed, e.g. under a misspelt key). Otherwise only the position
+/// is given, with toml's short message unless the error is on (or just after) a
+/// `secret` line, where that message may quote the value, or the message itself looks
+/// like a secret.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        let m = e.message().trim_end();
+        return if looks_secret(m) {
+            "TOML error (the details are not shown: they may quote a tunnel secret)".into()
+        } else {
+            m.to_string()
+        };
+    };
+    let start = floor_boundary(text, span.start);
+    let end = floor_boundary(text, span.end.max(span.start));
+    let line_of = |at: usize| text.get(..at).map_or(0, |t| t.matches('\n').count());
+    let (first, last) = (line_of(start), line_of(end));
+    let lines: Vec<&str> = text.lines().collect();
+    let names = |l: usize| lines.get(l).is_some_and(|t| names_secret(t));
+    // An unterminated string may be reported on the line after the one it started on.
+    let on_secret = names(first) || (first > 0 && names(first - 1));
+    let full = e.to_string();
+    if !on_secret && !(first..=last).any(names) && !looks_secret(&full) {
+        return full.trim_end().replace('\n', "\n    ");
+    }
+    let column = start
+        - text
+            .get(..start)
+            .and_then(|t| t.rfind('\n'))
+            .map_or(0, |i| i + 1)
+        + 1;
+    let message = e.message().trim_end();
+    if on_secret || looks_secret(message) {
+        format!(
+            "TOML error at line {} column {column}, on or after a line holding a tunnel secret (the details are not shown: they may quote it); expected e.g. secret = \"<hex digits>\" inside [[tunnel.key]]",
+            first + 1
+        )
+    } else {
+        format!(
+            "TOML error at line {} column {column}: {message}",
+            first + 1
+        )
+    }
+}
+
+/// True when `text` has a run of 16 or more hex digits, with only spaces between them:
+/// something that may be (most of) a tunnel secret.
+fn looks_secret(text: &str) -> bool {
+    let mut digits = 0;
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() {
+            digits += 1;
+            if digits >= 16 {
+                return true;
+            }
+        } else if c != ' ' {
+            digits = 0;
+        }
+    }
+    false
+}
+
+/// The largest char boundary of `text` at or below `at`.
+fn floor_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// True when a line mentions the key `secret` (not `secret_file`).
+fn names_secret(line: &str) -> bool {
+    line.match_indices("secret")
+        .any(|(i, m)| !line[i + m.len()..].starts_with("_file"))
+}
+
 /// Hex digits to bytes (even length).
 fn parse_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.is_ascii() {
@@ -1460,6 +1539,25 @@ mac = "02:00:00:00:00:02"
             let text = base.replacen(from, to, 1);
             let e = p(&text).expect_err(key);
             assert_eq!(&e.key, key, "{e}");
+        }
+    }
+
+    #[test]
+    fn toml_errors_never_show_a_secret() {
+        let w = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/waypoint.toml"),
+        )
+        .unwrap();
+        let hex = "4156455320653265207368617265642074657374206b65792c207075626c6963";
+        for (from, to) in [
+            ("secret = ", "ecret = "),            // misspelt key quoting the value
+            ("secret = \"4156", "secret = 4156"), // unquoted value
+            ("secret = \"4156", "secret = \"\"\"4156"), // unterminated string
+        ] {
+            let e = p(&w.replacen(from, to, 1)).expect_err(to);
+            let shown = e.to_string();
+            assert!(!shown.contains(&hex[..16]), "{shown}");
+            assert!(!shown.contains("6b65792c"), "{shown}");
         }
     }
 }

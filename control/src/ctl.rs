@@ -8,9 +8,12 @@
 //! route del PREFIX                          remove a route
 //! neigh add NAME ADDR MAC                   add or replace a static neighbour on port NAME
 //! neigh del NAME ADDR                       remove a neighbour
-//! binding add A W via R to B [mode plain|multihoming]
+//! binding add A W via R to B [mode plain|multihoming] [dynamic]
 //!                                           waypoint: bind initiator A at waypoint
-//!                                           address W to responder B behind gateway R
+//!                                           address W to responder B behind gateway R;
+//!                                           pinned (until `binding del`) unless
+//!                                           `dynamic`: then the AVES timers apply and
+//!                                           it goes when its TCP connections close
 //! binding del A W                           waypoint: remove that binding
 //! stats                                     per-port and per-reason totals, summed over lcores
 //! ping                                      liveness
@@ -90,10 +93,19 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
             ip: addr(ip)?,
         })),
         ["binding", "add", a, w, "via", r, "to", b, rest @ ..] => {
+            let (rest, pinned) = match rest {
+                [head @ .., "dynamic"] => (head, false),
+                _ => (rest, true),
+            };
             let mode = match rest {
                 [] | ["mode", "plain"] => Mode::Plain,
                 ["mode", "multihoming"] => Mode::MultiHoming,
-                _ => return Err("expected `mode plain` or `mode multihoming` after the responder".into()),
+                _ => {
+                    return Err(
+                        "expected `mode plain` or `mode multihoming` (then optionally `dynamic`) after the responder"
+                            .into(),
+                    )
+                }
             };
             Ok(Request::Apply(Command::AddBinding(Binding {
                 initiator: addr(a)?,
@@ -101,7 +113,7 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
                 gateway: addr(r)?,
                 responder: addr(b)?,
                 mode,
-                pinned: false,
+                pinned,
             })))
         }
         ["binding", "del", a, w] => Ok(Request::Apply(Command::DelBinding {
@@ -239,7 +251,29 @@ addresses = ["10.2.0.1/24"]
         };
         assert_eq!(b.mode, Mode::Plain);
         assert_eq!(b.responder, "10.0.0.2".parse::<Ipv4Addr>().unwrap());
-        assert!(!b.pinned);
+        assert!(b.pinned, "operator bindings are pinned by default");
+        let r = parse_request(
+            "binding add 1.2.3.4 203.0.113.100 via 192.0.2.2 to 10.0.0.2 mode plain dynamic",
+            &cfg,
+        )
+        .unwrap();
+        assert!(matches!(
+            r,
+            Request::Apply(Command::AddBinding(Binding { pinned: false, .. }))
+        ));
+        let r = parse_request(
+            "binding add 1.2.3.4 203.0.113.100 via 192.0.2.2 to 10.0.0.2 dynamic",
+            &cfg,
+        )
+        .unwrap();
+        assert!(matches!(
+            r,
+            Request::Apply(Command::AddBinding(Binding {
+                pinned: false,
+                mode: Mode::Plain,
+                ..
+            }))
+        ));
         let r = parse_request(
             "binding add 1.2.3.4 203.0.113.100 via 192.0.2.2 to 10.0.0.2 mode multihoming",
             &cfg,

@@ -240,6 +240,65 @@ else
   fail "ping $A2 -> $W2 through the tunnel (multi-homing)" "$(echo "$out" | tail -2 | tr '\n' ' ')"
 fi
 
+echo "== two initiators, one waypoint address, two responders, at the same time"
+B2=10.0.0.3
+mkdir -p "$tmp/www2"
+echo "<html><body>AVES responder B2 $(date +%s%N)</body></html>" > "$tmp/www2/index.html"
+inB "$PY" -u -m http.server 8000 --bind "$B2" --directory "$tmp/www2" > "$tmp/http2.log" 2>&1 &
+for _ in $(seq 1 50); do inB ss -ltn | grep -q "$B2:8000 " && break; sleep 0.1; done
+check "binding add $A2 $W via $R to $B2 (same waypoint address, another initiator)" wctl binding add "$A2" "$W" via "$R" to "$B2"
+pids=()
+for i in 1 2 3; do
+  inA curl -s --max-time 10 --interface "$A" "http://$W:8000/" > "$tmp/c1.$i" 2>&1 &
+  pids+=($!)
+  inA curl -s --max-time 10 --interface "$A2" "http://$W:8000/" > "$tmp/c2.$i" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"
+ok1=1; ok2=1
+for i in 1 2 3; do
+  cmp -s "$tmp/c1.$i" "$tmp/www/index.html" || ok1=0
+  cmp -s "$tmp/c2.$i" "$tmp/www2/index.html" || ok2=0
+done
+if [ "$ok1" = 1 ]; then pass "$A through $W reaches B (3 concurrent fetches)"; else fail "$A through $W reaches B" "$(cat "$tmp/c1.1")"; fi
+if [ "$ok2" = 1 ]; then pass "$A2 through $W reaches B2 (3 concurrent fetches)"; else fail "$A2 through $W reaches B2" "$(cat "$tmp/c2.1")"; fi
+if grep -q "^$A2 .*\"GET / " "$tmp/http2.log" && ! grep -q "^$A2 " "$tmp/http.log"; then
+  pass "B2's log shows $A2, B's never does"
+else
+  fail "B2's log shows $A2, B's never does" "$(tail -2 "$tmp/http2.log" | tr '\n' ' ')"
+fi
+
+echo "== a dynamic binding goes when its last TCP connection closes (AVES §5.2)"
+W3=203.0.113.102
+check "binding add $A2 $W3 via $R to $B dynamic" wctl binding add "$A2" "$W3" via "$R" to "$B" dynamic
+got=$(inA curl -s --max-time 10 --interface "$A2" "http://$W3:8000/" 2>&1)
+check_eq "curl through the dynamic binding" "$(cat "$tmp/www/index.html")" "$got"
+sleep 0.3
+out=$(inA curl -s --max-time 10 --interface "$A2" "http://$W3:8000/" 2>&1); rc=$?
+if [ "$rc" = 7 ]; then pass "after the connection closed the binding is gone (next curl: host unreachable)"; else fail "the binding is gone after the close" "exit $rc: $out"; fi
+
+echo "== outbound: B reaches an Internet host through R (NAT44)"
+mkdir -p "$tmp/wwwa"
+echo "served by A" > "$tmp/wwwa/index.html"
+inA "$PY" -u -m http.server 8080 --bind "$A" --directory "$tmp/wwwa" > "$tmp/httpa.log" 2>&1 &
+for _ in $(seq 1 50); do inA ss -ltn | grep -q ":8080 " && break; sleep 0.1; done
+got=$(inB curl -s --max-time 10 "http://$A:8080/" 2>&1)
+check_eq "curl from B to http://$A:8080/ through R" "served by A" "$got"
+sleep 0.2
+if grep -q "^$R .*\"GET / " "$tmp/httpa.log"; then pass "A's server sees R's public address $R (NAT44)"; else fail "A's server sees $R" "$(tail -2 "$tmp/httpa.log" | tr '\n' ' ')"; fi
+check "ping from B to $A through R (NAT44 echo)" inB ping -c 2 -W 2 "$A"
+if inA "$PY" - "$A" "$R" <<'PYEOF'
+import socket, sys
+# An unsolicited datagram to R's public address at a NAT port: filtered, never reaches B.
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+for p in range(20000, 20064):
+    s.sendto(b"unsolicited", (sys.argv[2], p))
+PYEOF
+then pass "sent 64 unsolicited datagrams to R's NAT ports"; else fail "sent unsolicited datagrams"; fi
+sleep 0.3
+check_ge "gateway filtered them (nat_no_mapping)" 64 "$(drops "$rsock" nat_no_mapping)"
+
 echo "== forged tunnel packets from the Internet"
 inI ping -c 1 -W 2 "$R" >/dev/null 2>&1
 bt0=$(drops "$rsock" auth_bad_tag); uk0=$(drops "$rsock" auth_unknown_key)

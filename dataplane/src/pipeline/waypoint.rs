@@ -21,9 +21,11 @@
 //! connections of a binding are tracked, and when the last one has closed (FIN both ways,
 //! or RST) the binding is removed at once — except for port 80, whose clients cache DNS
 //! answers. The waypoint sees only the initiator's half of a connection (replies go from
-//! the gateway to the initiator directly), so in practice only a RST from the initiator
-//! closes one; after FINs the binding runs out its timer. Pinned (configured) bindings
-//! never expire.
+//! the gateway to the initiator directly), so, as in the paper's waypoint ("indicated by
+//! TCP FIN packets"), the initiator's FIN or RST ends a connection. When the last one
+//! has ended the binding is gone at once for new connections and may be rebound, while
+//! the last segments of the closed ones (the initiator's final ACK) still pass for
+//! [`CLOSING_GRACE_NS`]. Pinned (configured) bindings never expire.
 //!
 //! The inner TTL is not decremented: from the initiator's point of view the waypoint is
 //! the destination host, so traceroute ends at W (the responder's ICMP port unreachable
@@ -94,7 +96,14 @@ struct BindingState {
     /// however short its first packet's protocol timeout is; after that the first
     /// packet's timeout replaces that wait, and later packets only extend it.
     used: bool,
+    /// Its last TCP connection closed: the binding is gone for new connections (and
+    /// may be replaced), but stragglers of the closed ones (the initiator's last ACK)
+    /// still pass until [`CLOSING_GRACE_NS`] is over.
+    closing: bool,
 }
+
+/// How long the segments after a close (last ACK, retransmitted FIN) still pass.
+pub const CLOSING_GRACE_NS: u64 = 10 * crate::pipeline::flow::SECOND_NS;
 
 /// The waypoint role's per-core state.
 #[derive(Debug)]
@@ -102,10 +111,16 @@ pub struct Waypoint {
     router: Router,
     gateways: Vec<GatewayKeys>,
     bindings: FlowTable<BindingState>,
-    connections: FlowTable<TcpState>,
+    connections: FlowTable<WpConn>,
     tunnel_port: u16,
     headers_only: bool,
     timeouts: Timeouts,
+}
+
+/// A TCP connection of a binding, as the waypoint sees it (initiator → responder only).
+#[derive(Clone, Copy, Debug, Default)]
+struct WpConn {
+    tcp: TcpState,
 }
 
 /// The binding table key for (initiator, waypoint address).
@@ -174,6 +189,7 @@ impl Waypoint {
     ) -> Option<Ipv4Addr> {
         self.bindings
             .get(&pair(initiator, waypoint), now_ns)
+            .filter(|b| !b.closing)
             .map(|b| b.responder)
     }
 
@@ -187,6 +203,10 @@ impl Waypoint {
             .position(|g| g.address == b.gateway)
             .ok_or(CommandError::Invalid)?;
         let key = pair(b.initiator, b.waypoint);
+        if self.bindings.get(&key, now_ns).is_some_and(|c| c.closing) {
+            // A closed binding is gone as far as new bindings are concerned.
+            self.bindings.remove(&key);
+        }
         if let Some(cur) = self.bindings.get_mut(&key, now_ns) {
             // §3.3.1: one responder per (initiator, waypoint address).
             if cur.responder != b.responder || cur.gateway != gateway {
@@ -215,6 +235,7 @@ impl Waypoint {
             open_tcp: 0,
             http: false,
             used: false,
+            closing: false,
         };
         // A fresh binding waits for its first packet for the "other" timeout (15 min by
         // default); the delayed-binding wait state (issue 4) shortens this.
@@ -282,7 +303,12 @@ impl Waypoint {
             Some(f) => f & tcp::flags::SYN != 0 && f & tcp::flags::ACK == 0,
             None => p.first_fragment,
         };
-        let Some(b) = self.bindings.get(&bkey, now_ns).copied() else {
+        let live = self
+            .bindings
+            .get(&bkey, now_ns)
+            .copied()
+            .filter(|b| !(b.closing && new_connection));
+        let Some(b) = live else {
             if new_connection {
                 let v = self.router.icmp_error(
                     &mut buf,
@@ -337,15 +363,21 @@ impl Waypoint {
         if let (Some(k), Some(flags)) = (p.key, p.tcp_flags) {
             http |= k.is_http();
             let mut closed = false;
-            if let Some(st) = self.connections.get_mut(&k, now_ns) {
-                st.update(true, flags);
-                closed = st.is_closed();
-                tcp_state = Some(*st);
+            if let Some(c) = self.connections.get_mut(&k, now_ns) {
+                // The waypoint sees only the initiator's half of the connection (the
+                // responder's replies go from the gateway straight to the initiator),
+                // so, as in the paper's waypoint (§5.2, "indicated by TCP FIN
+                // packets"), the initiator's FIN or RST ends the connection here. The
+                // binding then closes with a grace period for the last segments.
+                c.tcp.update(true, flags);
+                closed = c.tcp.is_closed() || flags & (tcp::flags::FIN | tcp::flags::RST) != 0;
+                tcp_state = Some(c.tcp);
             } else if new_connection {
                 let mut st = TcpState::default();
                 st.update(true, flags);
                 let exp = now_ns.saturating_add(self.timeouts.for_packet(&k, Some(st)));
-                if self.connections.insert(k, st, exp, now_ns).is_ok() {
+                let c = WpConn { tcp: st };
+                if self.connections.insert(k, c, exp, now_ns).is_ok() {
                     if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
                         bs.open_tcp = bs.open_tcp.saturating_add(1);
                     }
@@ -405,7 +437,11 @@ impl Waypoint {
             return io.drop_packet(buf, r);
         }
         if remove_binding {
-            self.bindings.remove(&bkey);
+            if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
+                bs.closing = true;
+            }
+            self.bindings
+                .touch(&bkey, now_ns.saturating_add(CLOSING_GRACE_NS), now_ns);
         }
         // Over the egress MTU: the outer DF is clear (copied from the inner one).
         let nh = route.next_hop_for(gw_addr);

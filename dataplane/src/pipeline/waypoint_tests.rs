@@ -841,24 +841,34 @@ fn fragmentation_without_buffers_counts_a_drop() {
 /// a RST from the initiator ends a connection early; a FIN-closed connection's binding
 /// lives on until its timer runs out.
 #[test]
-fn fin_from_the_initiator_alone_does_not_remove_the_binding() {
+fn fin_from_the_initiator_closes_the_binding_with_a_grace_for_the_last_ack() {
     let mut w = waypoint();
     bind(&mut w, binding(A, W, B), 0);
     let f = tcp::flags::FIN;
     let a = tcp::flags::ACK;
-    for flags in [tcp::flags::SYN, a, tcp::flags::PSH | a, f | a, a] {
+    for flags in [tcp::flags::SYN, a, tcp::flags::PSH | a, f | a] {
         let orig = tcp_to(W, 40001, 443, flags);
         let (io, _) = run(&mut w, &frame(&orig), SECOND_NS);
         check_inner(&tunnelled(&io).1, &orig);
     }
-    assert_eq!(w.binding(A, W, SECOND_NS), Some(B));
-    // The binding has the TCP timeout (30 min) from its last packet.
-    let end = SECOND_NS + 30 * MINUTE_NS;
-    tick(&mut w, end - 1);
-    assert_eq!(w.binding(A, W, end - 1), Some(B));
-    tick(&mut w, end);
-    assert_eq!(w.binding(A, W, end), None);
-    assert_eq!(w.binding_count(), 0);
+    assert_eq!(
+        w.binding(A, W, SECOND_NS),
+        None,
+        "gone at once for new connections"
+    );
+    // The initiator's last ACK still goes through during the grace period...
+    let last = tcp_to(W, 40001, 443, a);
+    let (io, _) = run(&mut w, &frame(&last), 2 * SECOND_NS);
+    check_inner(&tunnelled(&io).1, &last);
+    // ...but a new connection is refused (host unreachable) and the pair can be rebound.
+    let (io, _) = run(
+        &mut w,
+        &frame(&tcp_to(W, 40002, 443, tcp::flags::SYN)),
+        2 * SECOND_NS,
+    );
+    assert!(io.dropped.is_empty() && io.forwarded.len() == 1);
+    bind(&mut w, binding(A, W, B2), 3 * SECOND_NS);
+    assert_eq!(w.binding(A, W, 3 * SECOND_NS), Some(B2));
 }
 
 #[test]
@@ -884,6 +894,8 @@ fn rst_closing_the_last_connection_removes_the_binding() {
     let (io, _) = run(&mut w, &frame(&rst2), 2);
     check_inner(&tunnelled(&io).1, &rst2);
     assert_eq!(w.binding(A, W, 2), None);
+    // The entry itself goes after the grace for the last segments.
+    tick(&mut w, 2 + CLOSING_GRACE_NS);
     assert_eq!(w.binding_count(), 0);
     // The next SYN needs a new binding.
     let syn = tcp_to(W, 40003, 443, tcp::flags::SYN);
@@ -1206,4 +1218,60 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn initiator_acking_the_responders_fin_closes_the_connection_and_the_binding() {
+    let mut w = waypoint();
+    bind(&mut w, binding(A, W, B), 0);
+    let (f, a) = (tcp::flags::FIN, tcp::flags::ACK);
+    // SYN, ACK, data, FIN, then the final pure ACK of the responder's FIN.
+    for flags in [tcp::flags::SYN, a, tcp::flags::PSH | a, f | a] {
+        let orig = tcp_to(W, 40001, 443, flags);
+        let (io, _) = run(&mut w, &frame(&orig), SECOND_NS);
+        check_inner(&tunnelled(&io).1, &orig);
+    }
+    let last = tcp_to(W, 40001, 443, a);
+    let (io, _) = run(&mut w, &frame(&last), SECOND_NS);
+    check_inner(&tunnelled(&io).1, &last);
+    assert_eq!(w.binding(A, W, SECOND_NS), None, "removed at once (§5.2)");
+    // Port 80 is the exception: browsers cache the DNS answer.
+    bind(&mut w, binding(A, W, B), 0);
+    for flags in [tcp::flags::SYN, a, f | a, a] {
+        tunnelled(&run(&mut w, &frame(&tcp_to(W, 40002, 80, flags)), SECOND_NS).0);
+    }
+    assert_eq!(w.binding(A, W, SECOND_NS), Some(B));
+}
+
+/// A TCP segment from A to `dst` with acknowledgement number `ack`.
+fn tcp_ack_to(dst: Ipv4Addr, sport: u16, dport: u16, flags: u8, ack: u32) -> Vec<u8> {
+    let mut d = tcp_to(dst, sport, dport, flags);
+    d[20 + 8..20 + 12].copy_from_slice(&ack.to_be_bytes());
+    tcp::Packet::new_unchecked(&mut d[20..]).fill_checksum_v4(A, dst);
+    d
+}
+
+#[test]
+fn responder_closing_first_is_detected_from_the_initiators_acks() {
+    let mut w = waypoint();
+    bind(&mut w, binding(A, W, B), 0);
+    let (f, a) = (tcp::flags::FIN, tcp::flags::ACK);
+    // SYN; ACK of the SYN/ACK (ack 1001); ACK of 500 bytes of data (1501); the pure ACK
+    // of the responder's FIN (1502, +1); then the initiator's FIN ends the connection.
+    tunnelled(
+        &run(
+            &mut w,
+            &frame(&tcp_ack_to(W, 40001, 8000, tcp::flags::SYN, 0)),
+            1,
+        )
+        .0,
+    );
+    for (flags, ack) in [(a, 1001), (a, 1501), (a, 1502)] {
+        tunnelled(&run(&mut w, &frame(&tcp_ack_to(W, 40001, 8000, flags, ack)), 1).0);
+        assert_eq!(w.binding(A, W, 1), Some(B), "still open after ack {ack}");
+    }
+    let fin = tcp_ack_to(W, 40001, 8000, f | a, 1502);
+    let (io, _) = run(&mut w, &frame(&fin), 1);
+    check_inner(&tunnelled(&io).1, &fin);
+    assert_eq!(w.binding(A, W, 1), None, "removed at once (§5.2)");
 }
