@@ -883,3 +883,57 @@ fn oversized_inner_datagrams_are_fragmented_towards_the_responder() {
         "B reassembles the original payload"
     );
 }
+
+/// A responder's own fragmented UDP datagram (NAT44): reassembled on the private side,
+/// translated (ports live only in the first fragment), fragmented again to the public
+/// MTU (RFC 4787: a NAT must handle fragments).
+#[test]
+fn outbound_nat44_translates_fragmented_datagrams() {
+    let mut r = gateway();
+    let payload: Vec<u8> = (0..2500u32).map(|i| (i * 3) as u8).collect();
+    let big = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.51.100.99",
+        17,
+        &udp_dgram(5353, 53, &payload),
+        false,
+    );
+    let mut frags = Vec::new();
+    crate::pipeline::fragment::fragment(
+        VecBuf::from_slice(&big),
+        1500,
+        || Some(VecBuf::from_slice(&[])),
+        |f| frags.push(f.data().to_vec()),
+    )
+    .unwrap();
+    assert_eq!(frags.len(), 2);
+    let mut out = Vec::new();
+    for f in &frags {
+        let mut io = RecordingIo {
+            budget: 8,
+            ..Default::default()
+        };
+        let c = CoreCounters::default();
+        r.handle(VecBuf::with_room(f, 128, 4096 + 128), 1, 1, &c, &mut io);
+        assert!(io.dropped.is_empty(), "{:?}", io.dropped);
+        out.extend(io.forwarded);
+    }
+    assert_eq!(out.len(), 2, "two fragments leave the public port");
+    let mut data = vec![0u8; 2508];
+    for (port, f) in &out {
+        assert_eq!(*port, 0);
+        let p = ipv4::Packet::new_checked(&f[14..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!((p.src(), p.dst()), (ip("192.0.2.2"), ip("198.51.100.99")));
+        let off = usize::from(p.frag_offset());
+        data[off..off + p.payload().len()].copy_from_slice(p.payload());
+    }
+    let u = udp::Packet::new_checked(&data[..]).unwrap();
+    assert!((20000..=20009).contains(&u.src_port()));
+    assert!(
+        u.verify_checksum_v4(ip("192.0.2.2"), ip("198.51.100.99")),
+        "UDP checksum over the whole datagram"
+    );
+    assert_eq!(u.payload(), &payload[..]);
+}

@@ -453,6 +453,23 @@ impl<B: PacketBuf> Gateway<B> {
         if !ip.verify_checksum() || !self.mac_ok(&buf, in_port) {
             return self.route(buf, in_port, now_ns, counters, io);
         }
+        // Fragments from the responders are reassembled first: only the first fragment
+        // has ports, and a NAT must translate them all (RFC 4787 REQ-14).
+        let to_router = ip.dst() == self.private_addr;
+        if ip.is_fragment() && !to_router {
+            let whole = match self.reassembly.push(buf, now_ns, || io.alloc()) {
+                Reassembled::Complete(b) => {
+                    counters.events.datagrams_reassembled.inc();
+                    b
+                }
+                Reassembled::Held => return,
+                Reassembled::Dropped(_) => {
+                    counters.count_drop(DropReason::Reassembly);
+                    return;
+                }
+            };
+            return self.private(whole, in_port, now_ns, counters, io);
+        }
         let data = ip.header_and_payload();
         let tcp_flags = tcp_flags_of(&ip);
         if self.lcores > 1 {
@@ -475,7 +492,7 @@ impl<B: PacketBuf> Gateway<B> {
                 ..
             }) = self.flows.get(&rk, now_ns).copied()
             {
-                return self.icmp_error_out(buf, waypoint, initiator, now_ns, io);
+                return self.icmp_error_out(buf, waypoint, initiator, now_ns, counters, io);
             }
         }
         let Some(k) = flow_key(data) else {
@@ -490,7 +507,7 @@ impl<B: PacketBuf> Gateway<B> {
             if ip.dst() == self.private_addr || ip.dst() == self.public_addr {
                 return self.route(buf, in_port, now_ns, counters, io);
             }
-            return self.nat_outbound(buf, k, tcp_flags, now_ns, io);
+            return self.nat_outbound(buf, k, tcp_flags, now_ns, counters, io);
         };
         let t = self.timeouts;
         let twin = initiator.map(|(a, ap)| {
@@ -510,7 +527,7 @@ impl<B: PacketBuf> Gateway<B> {
             }
             None => k.dst,
         };
-        self.out_public(buf, dst, now_ns, io);
+        self.out_public(buf, dst, now_ns, counters, io);
     }
 
     /// Translates an ICMP error from inside about a tunnelled flow: outer source B (or a
@@ -522,6 +539,7 @@ impl<B: PacketBuf> Gateway<B> {
         waypoint: Ipv4Addr,
         initiator: Option<(Ipv4Addr, u16)>,
         now_ns: u64,
+        counters: &CoreCounters,
         io: &mut impl Io<B>,
     ) {
         let Some(ip) = ipv4_of(buf.data()) else {
@@ -554,7 +572,7 @@ impl<B: PacketBuf> Gateway<B> {
             refill_icmp_checksum(icmp);
         }
         let _ = b;
-        self.out_public(buf, a, now_ns, io);
+        self.out_public(buf, a, now_ns, counters, io);
     }
 
     /// Outbound NAT44 (RFC 4787, 5382, 5508) for a connection B opens itself: the source
@@ -566,6 +584,7 @@ impl<B: PacketBuf> Gateway<B> {
         k: FlowKey,
         tcp_flags: Option<u8>,
         now_ns: u64,
+        counters: &CoreCounters,
         io: &mut impl Io<B>,
     ) {
         if !valid_source(k.src) || k.dst.is_multicast() || k.dst.is_broadcast() {
@@ -645,7 +664,7 @@ impl<B: PacketBuf> Gateway<B> {
         let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
         rewrite_addr(body, End::Source, self.public_addr);
         rewrite_port(body, End::Source, ext);
-        self.out_public(buf, k.dst, now_ns, io);
+        self.out_public(buf, k.dst, now_ns, counters, io);
     }
 
     /// Refreshes a NAT44 session (both keys) and its mapping to the session's timeout.
@@ -799,14 +818,26 @@ impl<B: PacketBuf> Gateway<B> {
     }
 
     /// Sends a translated packet to `dst` through the public side.
-    fn out_public(&mut self, mut buf: B, dst: Ipv4Addr, now_ns: u64, io: &mut impl Io<B>) {
+    fn out_public(
+        &mut self,
+        buf: B,
+        dst: Ipv4Addr,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
         let Some(route) = self.router.route(dst) else {
             return io.drop_packet(buf, DropReason::NoRoute);
         };
-        let v = self
-            .router
-            .send(&mut buf, route.port, route.next_hop_for(dst), now_ns);
-        deliver(buf, v, io);
+        // A datagram reassembled on the private side may exceed the public MTU.
+        self.router.send_fragmenting(
+            buf,
+            route.port,
+            route.next_hop_for(dst),
+            now_ns,
+            counters,
+            io,
+        );
     }
 
     fn route(
