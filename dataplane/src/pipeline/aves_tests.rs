@@ -17,22 +17,22 @@ use crate::pipeline::{RecordingIo, Role};
 use crate::wire::{checksum, ethernet, icmpv4, ipv4, tcp, udp};
 use std::net::Ipv4Addr;
 
-const W_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x77, 1]);
-const R_PUB_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x88, 1]);
-const R_PRIV_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x88, 2]);
-const INET_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 1]);
-const B_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0xbb, 1]);
+pub(crate) const W_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x77, 1]);
+pub(crate) const R_PUB_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x88, 1]);
+pub(crate) const R_PRIV_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x88, 2]);
+pub(crate) const INET_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 1]);
+pub(crate) const B_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0xbb, 1]);
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-fn ip(s: &str) -> Ipv4Addr {
+pub(crate) fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-fn keyring() -> Keyring {
+pub(crate) fn keyring() -> Keyring {
     Keyring::new(Key::new(1, Algorithm::HmacMd5, SECRET).unwrap())
 }
 
-fn waypoint() -> Waypoint {
+pub(crate) fn waypoint() -> Waypoint {
     Waypoint::new(&WaypointConfig {
         router: RouterConfig {
             ports: vec![PortConfig {
@@ -66,11 +66,11 @@ fn waypoint() -> Waypoint {
     .unwrap()
 }
 
-fn gateway() -> Gateway<VecBuf> {
+pub(crate) fn gateway() -> Gateway<VecBuf> {
     Gateway::new(&gateway_config()).unwrap()
 }
 
-fn gateway_config() -> GatewayConfig {
+pub(crate) fn gateway_config() -> GatewayConfig {
     GatewayConfig {
         router: RouterConfig {
             ports: vec![
@@ -115,7 +115,12 @@ fn gateway_config() -> GatewayConfig {
     }
 }
 
-fn bind(w: &mut Waypoint, initiator: &str, wp: &str, mode: Mode) -> Result<(), CommandError> {
+pub(crate) fn bind(
+    w: &mut Waypoint,
+    initiator: &str,
+    wp: &str,
+    mode: Mode,
+) -> Result<(), CommandError> {
     <Waypoint as Role<VecBuf>>::apply(
         w,
         &Command::AddBinding(Binding {
@@ -131,7 +136,14 @@ fn bind(w: &mut Waypoint, initiator: &str, wp: &str, mode: Mode) -> Result<(), C
 }
 
 /// An Ethernet frame to `dst_mac` with an IPv4 datagram.
-fn frame(dst_mac: MacAddr, src: &str, dst: &str, proto: u8, l4: &[u8], df: bool) -> Vec<u8> {
+pub(crate) fn frame(
+    dst_mac: MacAddr,
+    src: &str,
+    dst: &str,
+    proto: u8,
+    l4: &[u8],
+    df: bool,
+) -> Vec<u8> {
     let mut v = vec![0u8; 14 + 20 + l4.len()];
     let mut f = ethernet::Frame::new_unchecked(&mut v[..]);
     f.set_dst(dst_mac);
@@ -163,7 +175,7 @@ fn frame(dst_mac: MacAddr, src: &str, dst: &str, proto: u8, l4: &[u8], df: bool)
     v
 }
 
-fn tcp_seg(sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+pub(crate) fn tcp_seg(sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
     let mut s = vec![0u8; 20 + data.len()];
     s[0..2].copy_from_slice(&sport.to_be_bytes());
     s[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -174,7 +186,7 @@ fn tcp_seg(sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
     s
 }
 
-fn udp_dgram(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+pub(crate) fn udp_dgram(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
     let mut s = vec![0u8; 8 + data.len()];
     s[0..2].copy_from_slice(&sport.to_be_bytes());
     s[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -183,7 +195,7 @@ fn udp_dgram(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
     s
 }
 
-fn echo(ty: u8, ident: u16, data: &[u8]) -> Vec<u8> {
+pub(crate) fn echo(ty: u8, ident: u16, data: &[u8]) -> Vec<u8> {
     let mut s = vec![ty, 0, 0, 0];
     s.extend_from_slice(&ident.to_be_bytes());
     s.extend_from_slice(&1u16.to_be_bytes());
@@ -191,7 +203,12 @@ fn echo(ty: u8, ident: u16, data: &[u8]) -> Vec<u8> {
     s
 }
 
-fn run<R: Role<VecBuf>>(r: &mut R, port: u16, f: &[u8], now: u64) -> (RecordingIo, CoreCounters) {
+pub(crate) fn run<R: Role<VecBuf>>(
+    r: &mut R,
+    port: u16,
+    f: &[u8],
+    now: u64,
+) -> (RecordingIo, CoreCounters) {
     let mut io = RecordingIo {
         budget: 8,
         ..Default::default()
@@ -203,14 +220,14 @@ fn run<R: Role<VecBuf>>(r: &mut R, port: u16, f: &[u8], now: u64) -> (RecordingI
 
 /// Re-addresses a frame the waypoint sent so the gateway's public port accepts it (the
 /// Internet router in between would do this).
-fn via_internet(mut f: Vec<u8>, to: MacAddr) -> Vec<u8> {
+pub(crate) fn via_internet(mut f: Vec<u8>, to: MacAddr) -> Vec<u8> {
     f[0..6].copy_from_slice(&to.0);
     f[6..12].copy_from_slice(&INET_MAC.0);
     f
 }
 
 /// Checks the frame is valid IPv4 with valid checksums and returns its view data.
-fn parse(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, u8, Vec<u8>) {
+pub(crate) fn parse(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, u8, Vec<u8>) {
     let p = ipv4::Packet::new_checked(&f[14..]).expect("ipv4");
     assert!(p.verify_checksum(), "ip checksum");
     let (s, d) = (p.src(), p.dst());

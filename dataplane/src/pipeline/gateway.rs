@@ -205,6 +205,11 @@ impl<B: PacketBuf> Gateway<B> {
         self.flows.len()
     }
 
+    /// Datagrams being reassembled and the bytes their fragments hold.
+    pub fn reassembly_usage(&self) -> (usize, usize) {
+        (self.reassembly.len(), self.reassembly.held_bytes())
+    }
+
     /// The router underneath.
     pub fn router(&self) -> &Router {
         &self.router

@@ -130,4 +130,6 @@ impl Io<crate::buf::VecBuf> for RecordingIo {
 }
 
 #[cfg(test)]
+mod attack_tests;
+#[cfg(test)]
 mod aves_tests;
