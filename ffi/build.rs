@@ -57,6 +57,17 @@ fn main() {
     }
     cc.compile("aves_shim");
 
+    // Multi-buffer HMAC (Intel ipsec-mb, Debian's libipsec-mb-dev; DPDK's crypto_ipsec_mb
+    // driver is built on the same library).
+    println!("cargo:rerun-if-changed=shim/mb.c");
+    println!("cargo:rerun-if-changed=shim/mb.h");
+    cc::Build::new()
+        .file("shim/mb.c")
+        .include("shim")
+        .opt_level(3)
+        .compile("aves_mb");
+    println!("cargo:rustc-link-lib=IPSec_MB");
+
     let mut clang_args: Vec<String> = dpdk
         .include_paths
         .iter()
@@ -67,6 +78,7 @@ fn main() {
 
     let bindings = bindgen::Builder::default()
         .header("shim/shim.h")
+        .header("shim/mb.h")
         .clang_args(&clang_args)
         .allowlist_function("aves_.*")
         .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|get_lcore_state)")

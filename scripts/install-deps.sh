@@ -6,7 +6,7 @@ set -euo pipefail
 if [ "$(id -u)" != 0 ]; then echo "install-deps.sh: run as root (sudo)" >&2; exit 1; fi
 pkgs=(
   # build: DPDK 22.11 LTS, bindgen's libclang, pkg-config
-  dpdk libdpdk-dev dpdk-dev pkg-config clang libclang-dev build-essential
+  dpdk libdpdk-dev dpdk-dev pkg-config clang libclang-dev build-essential libipsec-mb-dev
   # end-to-end tests: namespaces and real peers
   iproute2 ethtool iputils-ping traceroute socat curl iperf3 tcpdump python3-scapy
   netcat-openbsd procps

@@ -16,6 +16,7 @@
 //! - A queue handle is handed out once per (port, queue), so two threads never poll the
 //!   same queue (DPDK queues are not thread-safe).
 
+pub mod mb;
 pub mod raw;
 pub mod ring;
 
