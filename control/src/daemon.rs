@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use aves_dataplane::addr::MacAddr;
 use aves_dataplane::command::{Command, Envelope, Notice, Outcome};
 use aves_dataplane::counters::CoreCounters;
-use aves_dataplane::engine::{Idle, Worker, WorkerConfig};
+use aves_dataplane::engine::{Idle, MultiBufferMac, Worker, WorkerConfig};
 use aves_dataplane::pipeline::gateway::Gateway;
 use aves_dataplane::pipeline::router::{PortConfig, Router, RouterConfig};
 use aves_dataplane::pipeline::waypoint::Waypoint;
@@ -153,7 +153,15 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
         Role::Router => run_workers(setup, |_| Router::new(&router_cfg).map_err(err)),
         Role::Waypoint => {
             let wc = roles::waypoint_config(&cfg, router_cfg.clone())?;
-            run_workers(setup, |_| Waypoint::new(&wc).map_err(err))
+            run_workers(setup, |_| {
+                let mut w = Waypoint::<Mbuf>::new(&wc).map_err(err)?;
+                // Tag whole bursts with the multi-buffer engine (decision 0009).
+                match MultiBufferMac::new() {
+                    Some(mac) => w.set_burst_mac(Box::new(mac)),
+                    None => warn!("ipsec-mb unavailable: tunnel tags computed one at a time"),
+                }
+                Ok(w)
+            })
         }
         Role::Gateway => run_workers(setup, |q| {
             let gc = roles::gateway_config(&cfg, router_cfg.clone(), q, n)?;

@@ -129,7 +129,7 @@ fn key(alg: Algorithm) -> Keyring {
 }
 
 fn waypoint(alg: Algorithm, headers_only: bool) -> Waypoint {
-    let mut w = Waypoint::new(&WaypointConfig {
+    let mut w = Waypoint::<VecBuf>::new(&WaypointConfig {
         router: router_cfg(MAC_W, "203.0.113.2/24", "203.0.113.100-203.0.113.115"),
         gateways: vec![GatewayKeys {
             address: ip("192.0.2.2"),

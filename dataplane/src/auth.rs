@@ -207,6 +207,9 @@ pub struct Key {
     id: u8,
     algorithm: Algorithm,
     hmac: Hmac,
+    /// The secret, for engines that precompute their own states (multi-buffer HMAC).
+    secret: [u8; MAX_SECRET_LEN],
+    secret_len: usize,
 }
 
 impl Key {
@@ -219,11 +222,21 @@ impl Key {
         if secret.len() > MAX_SECRET_LEN {
             return Err(KeyError::TooLong { len: secret.len() });
         }
+        let mut copy = [0u8; MAX_SECRET_LEN];
+        copy[..secret.len()].copy_from_slice(secret);
         Ok(Key {
             id,
             algorithm,
             hmac: Hmac::new(algorithm, secret),
+            secret: copy,
+            secret_len: secret.len(),
         })
+    }
+
+    /// The secret, for an engine that precomputes its own HMAC states (a multi-buffer
+    /// [`BurstMac`]). As sensitive as the key itself: never log it.
+    pub fn secret(&self) -> &[u8] {
+        &self.secret[..self.secret_len.min(MAX_SECRET_LEN)]
     }
 
     /// The key id carried in the AVES header.
@@ -244,6 +257,27 @@ impl fmt::Debug for Key {
             .field("id", &self.id)
             .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
+    }
+}
+
+/// Tags many messages with one key at once. The engine implements it with a
+/// multi-buffer library (decision 0009); [`PortableMac`] hashes one message at a time.
+pub trait BurstMac: Send {
+    /// Writes the tag of `msgs[i]` under `key` into `tags[i]` for every i. False if it
+    /// could not (the caller then uses [`tag`] for each message).
+    fn tag_burst(&mut self, key: &Key, msgs: &[&[u8]], tags: &mut [[u8; TAG_LEN]]) -> bool;
+}
+
+/// One message at a time with this module's HMAC: the portable engine and the reference.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PortableMac;
+
+impl BurstMac for PortableMac {
+    fn tag_burst(&mut self, key: &Key, msgs: &[&[u8]], tags: &mut [[u8; TAG_LEN]]) -> bool {
+        for (m, t) in msgs.iter().zip(tags.iter_mut()) {
+            *t = tag(key, &[m]);
+        }
+        msgs.len() <= tags.len()
     }
 }
 

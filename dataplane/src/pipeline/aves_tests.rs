@@ -33,7 +33,7 @@ pub(crate) fn keyring() -> Keyring {
 }
 
 pub(crate) fn waypoint() -> Waypoint {
-    Waypoint::new(&WaypointConfig {
+    Waypoint::<VecBuf>::new(&WaypointConfig {
         router: RouterConfig {
             ports: vec![PortConfig {
                 mac: W_MAC,
@@ -953,4 +953,82 @@ fn outbound_nat44_translates_fragmented_datagrams() {
         "UDP checksum over the whole datagram"
     );
     assert_eq!(u.payload(), &payload[..]);
+}
+
+/// Burst mode (decision 0009): tags computed together at the end of the burst by the
+/// burst engine, one call per gateway key, give exactly the bytes of per-packet mode.
+#[test]
+fn burst_tagging_matches_per_packet_tagging() {
+    use crate::auth::{BurstMac, Key, PortableMac};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Counting(Arc<AtomicUsize>, Arc<AtomicUsize>);
+    impl BurstMac for Counting {
+        fn tag_burst(&mut self, key: &Key, msgs: &[&[u8]], tags: &mut [[u8; 16]]) -> bool {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            self.1.fetch_add(msgs.len(), Ordering::Relaxed);
+            PortableMac.tag_burst(key, msgs, tags)
+        }
+    }
+    let (calls, msgs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (mut per_packet, mut burst) = (waypoint(), waypoint());
+    burst.set_burst_mac(Box::new(Counting(Arc::clone(&calls), Arc::clone(&msgs))));
+    for w in [&mut per_packet, &mut burst] {
+        bind(w, "198.51.100.10", "203.0.113.100", Mode::Plain).unwrap();
+        bind(w, "198.51.100.11", "203.0.113.101", Mode::MultiHoming).unwrap();
+    }
+    let frames: Vec<Vec<u8>> = (0..20u16)
+        .map(|i| {
+            let a = if i % 2 == 0 {
+                "198.51.100.10"
+            } else {
+                "198.51.100.11"
+            };
+            let wp = if i % 2 == 0 {
+                "203.0.113.100"
+            } else {
+                "203.0.113.101"
+            };
+            frame(
+                W_MAC,
+                a,
+                wp,
+                17,
+                &udp_dgram(1000 + i, 53, &vec![i as u8; 10 + 90 * usize::from(i)]),
+                false,
+            )
+        })
+        .collect();
+    let c = CoreCounters::default();
+    let mut io1 = RecordingIo {
+        budget: 64,
+        ..Default::default()
+    };
+    let mut io2 = RecordingIo {
+        budget: 64,
+        ..Default::default()
+    };
+    for f in &frames {
+        per_packet.handle(VecBuf::from_slice(f), 0, 1, &c, &mut io1);
+        burst.handle(VecBuf::from_slice(f), 0, 1, &c, &mut io2);
+    }
+    assert!(
+        io2.forwarded.is_empty(),
+        "nothing leaves before the end of the burst"
+    );
+    burst.end_burst(1, &c, &mut io2);
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        1,
+        "one call for the one gateway key"
+    );
+    assert_eq!(msgs.load(Ordering::Relaxed), 20);
+    assert_eq!(io1.forwarded, io2.forwarded, "identical frames, in order");
+    assert!(io1.forwarded.len() >= 20);
+    // The gateway accepts what the burst path produced.
+    let mut r = gateway();
+    for (_, f) in &io2.forwarded {
+        let (rio, _) = run(&mut r, 0, &via_internet(f.clone(), R_PUB_MAC), 2);
+        assert!(rio.dropped.is_empty(), "{:?}", rio.dropped);
+    }
 }

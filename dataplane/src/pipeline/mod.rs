@@ -68,6 +68,9 @@ pub trait Role<B: PacketBuf> {
     fn build_arp_request(&self, buf: &mut B, port: u16, target: Ipv4Addr) -> bool;
     /// Something this lcore learned that the other lcores should know.
     fn pop_learned(&mut self) -> Option<Notice>;
+    /// End of a receive burst: work deferred to be done for the whole burst at once
+    /// (multi-buffer authentication, decision 0009).
+    fn end_burst(&mut self, _now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {}
     /// Timers (expiry of kept state), called about every millisecond.
     fn tick(&mut self, _now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {}
     /// Shutdown: hands back every buffer the role keeps.

@@ -160,7 +160,8 @@ fn ip_error(e: WireError) -> DropReason {
 }
 
 /// Encapsulates the Ethernet frame in `buf` (Ethernet + an inner IPv4 datagram, already
-/// translated, checksums valid) for `outer`, signed with `key`.
+/// translated, checksums valid) for `outer` with key id `key_id`, leaving the tag to be
+/// computed over [`mac_message`] and written with [`set_tag`].
 ///
 /// Afterwards `buf` is `[eth][outer IPv4][UDP][AVES][inner]`: the Ethernet header is a
 /// copy of the old one (the caller sets the MACs), the outer header checksum is filled,
@@ -168,7 +169,11 @@ fn ip_error(e: WireError) -> DropReason {
 /// `UnsupportedEtherType`, `Ipv4Malformed` for a bad inner frame, `TunnelOversize`,
 /// `NoHeadroom` (fewer than [`OVERHEAD`] bytes in front). MTU checks and fragmentation
 /// are the caller's.
-pub fn encapsulate<B: PacketBuf>(buf: &mut B, outer: &Outer, key: &Key) -> Result<(), DropReason> {
+pub fn encapsulate_untagged<B: PacketBuf>(
+    buf: &mut B,
+    outer: &Outer,
+    key_id: u8,
+) -> Result<(), DropReason> {
     let (eth, inner_len, dscp_ecn, dont_frag, src_port) = {
         let frame = ethernet::Frame::new_checked(buf.data()).map_err(|_| DropReason::Truncated)?;
         if frame.ethertype() != ethertype::IPV4 {
@@ -226,27 +231,62 @@ pub fn encapsulate<B: PacketBuf>(buf: &mut B, outer: &Outer, key: &Key) -> Resul
     let (_, aves_bytes) = udp_bytes.split_at_mut(udp::HEADER_LEN);
     let aves_repr = AvesRepr {
         flags: outer.flags,
-        key_id: key.id(),
+        key_id,
     };
-    let mut header = aves::Header::new_unchecked(aves_bytes);
+    let mut header = aves::Header::new_unchecked(&mut *aves_bytes);
     aves_repr.emit(&mut header);
+    // Stage the tag input so that it is one contiguous range (see [`mac_message`]): the
+    // 14 bytes that precede the inner datagram in the HMAC input go into the last 14
+    // bytes of the tag field, right in front of the inner datagram.
+    let mut prefix = [0u8; MAC_PREFIX_LEN];
+    prefix[0..4].copy_from_slice(&outer.src.octets());
+    prefix[4..8].copy_from_slice(&outer.dst.octets());
+    prefix[8..10].copy_from_slice(&outer.dst_port.to_be_bytes());
+    prefix[10..14].copy_from_slice(&aves_bytes[..aves::AUTHENTICATED_LEN]);
+    aves_bytes[aves::HEADER_LEN - MAC_PREFIX_LEN..aves::HEADER_LEN].copy_from_slice(&prefix);
+    Ok(())
+}
 
-    let tag = {
-        let h = aves::Header::new_unchecked(&header.into_inner()[..]);
-        auth::tag(
-            key,
-            &tag_input(
-                &outer.src.octets(),
-                &outer.dst.octets(),
-                &outer.dst_port.to_be_bytes(),
-                h.authenticated(),
-                h.payload(),
-                h.headers_only(),
-            ),
-        )
+/// Bytes of the HMAC input in front of the inner datagram: outer source and destination
+/// (8), UDP destination port (2), AVES header bytes 0..4 (4).
+pub const MAC_PREFIX_LEN: usize = 14;
+/// Offset of the AVES tag in a frame [`encapsulate_untagged`] wrote.
+const TAG_AT: usize = ETH + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + aves::AUTHENTICATED_LEN;
+
+/// The HMAC input of a frame [`encapsulate_untagged`] wrote, as one contiguous slice:
+/// the staged 14-byte prefix followed by the covered inner bytes (all of the inner
+/// datagram, or its headers with flag `H`). None if `frame` is not such a frame.
+pub fn mac_message(frame: &[u8]) -> Option<&[u8]> {
+    let start = TAG_AT + aves::TAG_LEN - MAC_PREFIX_LEN;
+    let inner_at = TAG_AT + aves::TAG_LEN;
+    let flags_at = ETH + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN;
+    let headers_only = frame.get(flags_at)? & aves::FLAG_H != 0;
+    let covered = covered_inner(frame.get(inner_at..)?, headers_only).len();
+    frame.get(start..inner_at + covered)
+}
+
+/// Writes `tag` into the tag field of a frame [`encapsulate_untagged`] wrote (replacing
+/// the staged prefix). False if the frame is too short.
+pub fn set_tag(frame: &mut [u8], tag: &[u8; aves::TAG_LEN]) -> bool {
+    match frame.get_mut(TAG_AT..TAG_AT + aves::TAG_LEN) {
+        Some(t) => {
+            t.copy_from_slice(tag);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Encapsulates and signs with `key` one packet at a time: [`encapsulate_untagged`],
+/// then the portable HMAC over [`mac_message`], then [`set_tag`]. A burst can instead be
+/// signed together by a multi-buffer engine between the first and the last step.
+pub fn encapsulate<B: PacketBuf>(buf: &mut B, outer: &Outer, key: &Key) -> Result<(), DropReason> {
+    encapsulate_untagged(buf, outer, key.id())?;
+    let tag = match mac_message(buf.data()) {
+        Some(m) => auth::tag(key, &[m]),
+        None => return Err(DropReason::TunnelMalformed),
     };
-    let at = ETH + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN;
-    aves::Header::new_unchecked(&mut buf.data_mut()[at..]).set_tag(&tag);
+    set_tag(buf.data_mut(), &tag);
     Ok(())
 }
 

@@ -35,7 +35,7 @@
 //! lock, no panic; every buffer ends in the `Io`.
 
 use crate::addr::MacAddr;
-use crate::auth::Keyring;
+use crate::auth::{self, BurstMac, Keyring, PortableMac};
 use crate::buf::PacketBuf;
 use crate::command::{Binding, Command, CommandError, Mode, Notice};
 use crate::counters::{CoreCounters, DropReason};
@@ -106,8 +106,7 @@ struct BindingState {
 pub const CLOSING_GRACE_NS: u64 = 10 * crate::pipeline::flow::SECOND_NS;
 
 /// The waypoint role's per-core state.
-#[derive(Debug)]
-pub struct Waypoint {
+pub struct Waypoint<B = crate::buf::VecBuf> {
     router: Router,
     gateways: Vec<GatewayKeys>,
     bindings: FlowTable<BindingState>,
@@ -115,6 +114,33 @@ pub struct Waypoint {
     tunnel_port: u16,
     headers_only: bool,
     timeouts: Timeouts,
+    /// Encapsulated packets waiting for their tags (burst mode): tagged together by
+    /// `mac` at the end of the burst (decision 0009), then sent.
+    batch: Vec<Queued<B>>,
+    /// The engine that tags a batch.
+    mac: Box<dyn BurstMac>,
+    /// Burst mode: tag at the end of each burst. Off: tag each packet at once.
+    batching: bool,
+}
+
+/// A packet waiting in the batch for its tag.
+struct Queued<B> {
+    buf: B,
+    gateway: usize,
+    port: u16,
+    next_hop: Ipv4Addr,
+}
+
+/// Packets tagged together at most (one receive burst of one port, and then some).
+pub const MAX_BATCH: usize = 64;
+
+impl<B> std::fmt::Debug for Waypoint<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waypoint")
+            .field("bindings", &self.bindings.len())
+            .field("batching", &self.batching)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A TCP connection of a binding, as the waypoint sees it (initiator → responder only).
@@ -145,10 +171,10 @@ struct Inbound {
     first_fragment: bool,
 }
 
-impl Waypoint {
+impl<B: PacketBuf> Waypoint<B> {
     /// Builds the tables. Errors on a bad router config, too many bindings, or a
     /// binding whose gateway has no key.
-    pub fn new(cfg: &WaypointConfig) -> Result<Waypoint, RouterConfigError> {
+    pub fn new(cfg: &WaypointConfig) -> Result<Waypoint<B>, RouterConfigError> {
         let router = Router::new(&cfg.router)?;
         let mut w = Waypoint {
             router,
@@ -158,6 +184,9 @@ impl Waypoint {
             tunnel_port: cfg.tunnel_port,
             headers_only: cfg.headers_only,
             timeouts: cfg.timeouts,
+            batch: Vec::with_capacity(MAX_BATCH),
+            mac: Box::new(PortableMac),
+            batching: false,
         };
         for b in &cfg.bindings {
             w.add_binding(b, 0).map_err(|e| {
@@ -281,7 +310,7 @@ impl Waypoint {
     }
 
     /// The waypoint path for a packet to a waypoint address.
-    fn tunnel<B: PacketBuf>(
+    fn tunnel(
         &mut self,
         mut buf: B,
         in_port: u16,
@@ -433,7 +462,7 @@ impl Waypoint {
             ident: self.router.next_ident(),
             flags,
         };
-        if let Err(r) = tunnel::encapsulate(&mut buf, &outer, key) {
+        if let Err(r) = tunnel::encapsulate_untagged(&mut buf, &outer, key.id()) {
             return io.drop_packet(buf, r);
         }
         if remove_binding {
@@ -443,10 +472,85 @@ impl Waypoint {
             self.bindings
                 .touch(&bkey, now_ns.saturating_add(CLOSING_GRACE_NS), now_ns);
         }
-        // Over the egress MTU: the outer DF is clear (copied from the inner one).
-        let nh = route.next_hop_for(gw_addr);
-        self.router
-            .send_fragmenting(buf, route.port, nh, now_ns, counters, io);
+        let queued = Queued {
+            buf,
+            gateway: b.gateway,
+            port: route.port,
+            next_hop: route.next_hop_for(gw_addr),
+        };
+        if self.batch.len() >= MAX_BATCH {
+            self.flush_batch(now_ns, counters, io);
+        }
+        self.batch.push(queued);
+        if !self.batching {
+            self.flush_batch(now_ns, counters, io);
+        }
+    }
+
+    /// Tunnel packets are tagged at the end of each burst by `mac` (a multi-buffer
+    /// engine, decision 0009) instead of one at a time. The engine calls
+    /// [`Role::end_burst`]; without it (tests, tools) every packet is tagged at once.
+    pub fn set_burst_mac(&mut self, mac: Box<dyn BurstMac>) {
+        self.mac = mac;
+        self.batching = true;
+    }
+
+    /// Tags every queued packet, per gateway key, with one `mac` call per key, then
+    /// sends them (fragmenting what exceeds the egress MTU: the outer DF is clear then,
+    /// copied from the inner one).
+    fn flush_batch(&mut self, now_ns: u64, counters: &CoreCounters, io: &mut impl Io<B>) {
+        let n = self.batch.len().min(MAX_BATCH);
+        if n == 0 {
+            return;
+        }
+        let mut tags = [[0u8; auth::TAG_LEN]; MAX_BATCH];
+        let mut done = [false; MAX_BATCH];
+        for first in 0..n {
+            if done[first] {
+                continue;
+            }
+            let g = self.batch[first].gateway;
+            let Some(key) = self.gateways.get(g).and_then(|gk| gk.keys.sign_key()) else {
+                continue;
+            };
+            // Every queued packet for this gateway, as contiguous HMAC inputs.
+            let mut idx = [0usize; MAX_BATCH];
+            let mut msgs: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+            let mut m = 0;
+            for (i, q) in self.batch.iter().enumerate().take(n).skip(first) {
+                if q.gateway == g && !done[i] {
+                    if let Some(msg) = tunnel::mac_message(q.buf.data()) {
+                        idx[m] = i;
+                        msgs[m] = msg;
+                        m += 1;
+                    }
+                    done[i] = true;
+                }
+            }
+            let mut out = [[0u8; auth::TAG_LEN]; MAX_BATCH];
+            if !self.mac.tag_burst(key, &msgs[..m], &mut out[..m]) {
+                for j in 0..m {
+                    out[j] = auth::tag(key, &[msgs[j]]);
+                }
+            }
+            for j in 0..m {
+                tags[idx[j]] = out[j];
+            }
+        }
+        for (i, q) in self.batch.drain(..).enumerate() {
+            let Queued {
+                mut buf,
+                port,
+                next_hop,
+                ..
+            } = q;
+            if i >= n || !tunnel::set_tag(buf.data_mut(), &tags[i]) {
+                io.drop_packet(buf, DropReason::TunnelMalformed);
+                continue;
+            }
+            self.router
+                .send_fragmenting(buf, port, next_hop, now_ns, counters, io);
+        }
     }
 }
 
@@ -461,7 +565,7 @@ pub fn translate_dst<B: PacketBuf>(buf: &mut B, to: Ipv4Addr) -> Result<(), Drop
     }
 }
 
-impl<B: PacketBuf> Role<B> for Waypoint {
+impl<B: PacketBuf> Role<B> for Waypoint<B> {
     fn handle(
         &mut self,
         mut buf: B,
@@ -523,13 +627,23 @@ impl<B: PacketBuf> Role<B> for Waypoint {
         self.router.pop_learned()
     }
 
+    fn end_burst(&mut self, now_ns: u64, counters: &CoreCounters, io: &mut impl Io<B>) {
+        self.flush_batch(now_ns, counters, io);
+    }
+
+    fn drain(&mut self, f: &mut dyn FnMut(B)) {
+        for q in self.batch.drain(..) {
+            f(q.buf);
+        }
+    }
+
     fn tick(&mut self, now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {
         self.connections.expire(now_ns, 64);
         self.bindings.expire(now_ns, 64);
     }
 }
 
-impl Waypoint {
+impl<B: PacketBuf> Waypoint<B> {
     fn port_mac(&self, port: u16) -> Option<MacAddr> {
         self.router.port_mac(port)
     }

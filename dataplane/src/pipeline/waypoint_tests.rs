@@ -116,7 +116,7 @@ fn cfg() -> WaypointConfig {
 }
 
 fn waypoint() -> Waypoint {
-    Waypoint::new(&cfg()).unwrap()
+    Waypoint::<VecBuf>::new(&cfg()).unwrap()
 }
 
 fn binding(initiator: Ipv4Addr, waypoint: Ipv4Addr, responder: Ipv4Addr) -> Binding {
@@ -464,7 +464,7 @@ fn flags_say_multihoming_and_headers_only() {
     ] {
         let mut c = cfg();
         c.headers_only = headers_only;
-        let mut w = Waypoint::new(&c).unwrap();
+        let mut w = Waypoint::<VecBuf>::new(&c).unwrap();
         bind(
             &mut w,
             Binding {
@@ -658,7 +658,7 @@ fn bindings_need_a_known_gateway_and_a_pool_address() {
     // And a configured binding with a bad gateway fails at start, saying which.
     let mut c = cfg();
     c.bindings = vec![unknown_gw];
-    let e = Waypoint::new(&c).unwrap_err();
+    let e = Waypoint::<VecBuf>::new(&c).unwrap_err();
     assert!(e.0.contains("192.0.2.99"), "{}", e.0);
 }
 
@@ -666,7 +666,7 @@ fn bindings_need_a_known_gateway_and_a_pool_address() {
 fn binding_table_capacity_is_enforced() {
     let mut c = cfg();
     c.binding_capacity = 2;
-    let mut w = Waypoint::new(&c).unwrap();
+    let mut w = Waypoint::<VecBuf>::new(&c).unwrap();
     bind(&mut w, binding(A, W, B), 0);
     bind(&mut w, binding(A2, W, B), 0);
     assert_eq!(
@@ -937,7 +937,7 @@ fn rst_does_not_remove_http_or_pinned_bindings() {
         pinned: true,
         ..binding(A, W, B)
     }];
-    let mut w = Waypoint::new(&c).unwrap();
+    let mut w = Waypoint::<VecBuf>::new(&c).unwrap();
     tunnelled(&run(&mut w, &frame(&tcp_to(W, 40001, 443, tcp::flags::SYN)), 0).0);
     tunnelled(&run(&mut w, &frame(&tcp_to(W, 40001, 443, tcp::flags::RST)), 0).0);
     let late = 365 * 24 * 60 * MINUTE_NS;
@@ -1112,7 +1112,7 @@ fn fuzz_waypoint() -> Waypoint {
             ..binding(A2, W, B2)
         },
     ];
-    Waypoint::new(&c).unwrap()
+    Waypoint::<VecBuf>::new(&c).unwrap()
 }
 
 /// Runs one frame and checks the accounting: `1 + allocated` buffers in the Io (each
