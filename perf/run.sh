@@ -41,7 +41,7 @@ gen() { python3 "$here/gen_pcaps.py" "$@" || exit 1; }
 
 # testpmd_pps PCAP MODE -> median Tx-pps of port 1 over the run
 testpmd_pps() {
-  timeout -s INT $((SECONDS_PER_RUN + 5)) stdbuf -oL dpdk-testpmd -l "0,$LCORE" "${EAL_COMMON[@]}" --file-prefix avperf-tp \
+  timeout -s INT $((SECONDS_PER_RUN + 10)) stdbuf -oL dpdk-testpmd -l "0,$LCORE" "${EAL_COMMON[@]}" --file-prefix avperf-tp \
     --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0 -- \
     --forward-mode="$2" --stats-period 1 --nb-cores=1 --total-num-mbufs=32768 \
     --txd=1024 --rxd=1024 < /dev/null 2>/dev/null |
