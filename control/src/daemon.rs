@@ -165,7 +165,13 @@ pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
         }
         Role::Gateway => run_workers(setup, |q| {
             let gc = roles::gateway_config(&cfg, router_cfg.clone(), q, n)?;
-            Gateway::<Mbuf>::new(&gc).map_err(err)
+            let mut g = Gateway::<Mbuf>::new(&gc).map_err(err)?;
+            // Verify whole bursts with the multi-buffer engine (decision 0009).
+            match MultiBufferMac::new() {
+                Some(mac) => g.set_burst_mac(Box::new(mac)),
+                None => warn!("ipsec-mb unavailable: tunnel tags verified one at a time"),
+            }
+            Ok(g)
         }),
     }
 }

@@ -301,7 +301,8 @@ pub fn verify_tag(key: &Key, parts: &[&[u8]], received: &[u8]) -> Result<(), Aut
 /// True when `a == b`. The time taken depends on the lengths only: every byte pair is
 /// compared, and the accumulator goes through `black_box` so the compiler cannot turn
 /// the loop into an early exit (which would leak the first differing position).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -1032,3 +1032,52 @@ fn burst_tagging_matches_per_packet_tagging() {
         assert!(rio.dropped.is_empty(), "{:?}", rio.dropped);
     }
 }
+
+/// The gateway verifies a whole burst of tunnel packets with one engine call per key;
+/// a forged packet in the middle is dropped, the others are delivered as per packet.
+#[test]
+fn burst_verification_drops_forgeries_and_delivers_the_rest() {
+    use crate::auth::PortableMac;
+    let mut w = waypoint();
+    bind(&mut w, "198.51.100.10", "203.0.113.100", Mode::Plain).unwrap();
+    let mut tunnelled = Vec::new();
+    for i in 0..12u16 {
+        let f = frame(
+            W_MAC,
+            "198.51.100.10",
+            "203.0.113.100",
+            17,
+            &udp_dgram(2000 + i, 53, b"q"),
+            false,
+        );
+        let (io, _) = run(&mut w, 0, &f, 1);
+        tunnelled.push(via_internet(io.forwarded[0].1.clone(), R_PUB_MAC));
+    }
+    let n = tunnelled[5].len();
+    tunnelled[5][n - 1] ^= 0x40; // forged payload
+    let (mut per_packet, mut burst) = (gateway(), gateway());
+    burst.set_burst_mac(Box::new(PortableMac));
+    let c = CoreCounters::default();
+    let mut io1 = RecordingIo {
+        budget: 8,
+        ..Default::default()
+    };
+    let mut io2 = RecordingIo {
+        budget: 8,
+        ..Default::default()
+    };
+    for f in &tunnelled {
+        per_packet.handle(VecBuf::from_slice(f), 0, 2, &c, &mut io1);
+        burst.handle(VecBuf::from_slice(f), 0, 2, &c, &mut io2);
+    }
+    assert!(
+        io2.forwarded.is_empty() && io2.dropped.is_empty(),
+        "held until the burst ends"
+    );
+    burst.end_burst(2, &c, &mut io2);
+    assert_eq!(io2.dropped, vec![DropReason::AuthBadTag]);
+    assert_eq!(io1.dropped, io2.dropped);
+    assert_eq!(io1.forwarded, io2.forwarded);
+    assert_eq!(io2.forwarded.len(), 11);
+    assert_eq!(burst.flow_count(), 11, "no state for the forgery");
+}

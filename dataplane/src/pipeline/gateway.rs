@@ -36,7 +36,7 @@
 //! the `Io`, in the reassembler (returned by `drain`), or is freed by it and counted.
 
 use crate::addr::MacAddr;
-use crate::auth::Keyring;
+use crate::auth::{self, BurstMac, Keyring, PortableMac};
 use crate::buf::PacketBuf;
 use crate::command::{Command, CommandError, Notice};
 use crate::counters::{CoreCounters, DropReason};
@@ -117,7 +117,6 @@ enum Conn {
 }
 
 /// The gateway role's per-core state.
-#[derive(Debug)]
 pub struct Gateway<B> {
     router: Router,
     public_port: u16,
@@ -131,6 +130,12 @@ pub struct Gateway<B> {
     timeouts: Timeouts,
     nat_timeouts: Timeouts,
     reassembly: Reassembler<B>,
+    /// Tunnel packets waiting for their tags to be verified (burst mode, decision 0009).
+    vbatch: Vec<(B, tunnel::Received, u16)>,
+    /// The engine that computes a batch's expected tags.
+    mac: Box<dyn BurstMac>,
+    /// Burst mode: verify at the end of each burst. Off: verify each packet at once.
+    batching: bool,
     lcore: usize,
     lcores: usize,
     nat_range: (u16, u16),
@@ -144,6 +149,18 @@ fn reply_key(k: &FlowKey, seen_src: Ipv4Addr, seen_port: u16) -> FlowKey {
     inbound.sport = seen_port;
     inbound.reversed()
 }
+
+impl<B> std::fmt::Debug for Gateway<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("flows", &self.flows.len())
+            .field("batching", &self.batching)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tunnel packets verified together at most.
+pub const MAX_BATCH: usize = 64;
 
 impl<B: PacketBuf> Gateway<B> {
     /// Builds the tables. Errors on a bad router config, ports out of range, or
@@ -190,6 +207,9 @@ impl<B: PacketBuf> Gateway<B> {
             lcore: cfg.lcore_index,
             lcores,
             nat_range: cfg.nat_ports,
+            vbatch: Vec::with_capacity(MAX_BATCH),
+            mac: Box::new(PortableMac),
+            batching: false,
             reassembly: Reassembler::new(ReassemblyConfig {
                 max_datagrams: cfg.reassembly_contexts.max(1),
                 max_fragments: cfg.reassembly_fragments.max(2),
@@ -267,12 +287,85 @@ impl<B: PacketBuf> Gateway<B> {
         if !is_tunnel {
             return self.nat_inbound(buf, in_port, now_ns, counters, io);
         }
-        let d = match tunnel::decapsulate(&mut buf, &self.keys, self.tunnel_port) {
-            Ok(d) => d,
+        // Everything but the tag is checked now; tags are verified per burst, all at
+        // once (or at once when not in burst mode). Nothing is trusted before that.
+        let received = match tunnel::stage_received(&mut buf, &self.keys, self.tunnel_port) {
+            Ok(r) => r,
             Err(r) => return io.drop_packet(buf, r),
         };
-        let multihoming = d.flags & aves::FLAG_M != 0;
-        self.inbound(buf, d.outer_src, multihoming, now_ns, counters, io);
+        if self.vbatch.len() >= MAX_BATCH {
+            self.flush_verify(now_ns, counters, io);
+        }
+        self.vbatch.push((buf, received, in_port));
+        if !self.batching {
+            self.flush_verify(now_ns, counters, io);
+        }
+    }
+
+    /// Tunnel tags are verified at the end of each burst by `mac` (a multi-buffer
+    /// engine, decision 0009); the engine calls [`Role::end_burst`].
+    pub fn set_burst_mac(&mut self, mac: Box<dyn BurstMac>) {
+        self.mac = mac;
+        self.batching = true;
+    }
+
+    /// Computes the expected tags of the queued tunnel packets (one engine call per key
+    /// id), compares them in constant time, and decapsulates and delivers the authentic
+    /// ones; the others are dropped as `auth_bad_tag`.
+    fn flush_verify(&mut self, now_ns: u64, counters: &CoreCounters, io: &mut impl Io<B>) {
+        let n = self.vbatch.len().min(MAX_BATCH);
+        if n == 0 {
+            return;
+        }
+        let mut ok = [false; MAX_BATCH];
+        let mut done = [false; MAX_BATCH];
+        for first in 0..n {
+            if done[first] {
+                continue;
+            }
+            let id = self.vbatch[first].1.key_id;
+            let Some(key) = self.keys.get(id) else {
+                continue;
+            };
+            let mut idx = [0usize; MAX_BATCH];
+            let mut msgs: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+            let mut m = 0;
+            for (i, (buf, rcv, _)) in self.vbatch.iter().enumerate().take(n).skip(first) {
+                if rcv.key_id == id && !done[i] {
+                    done[i] = true;
+                    if let Some(msg) = tunnel::received_mac_message(buf.data()) {
+                        idx[m] = i;
+                        msgs[m] = msg;
+                        m += 1;
+                    }
+                }
+            }
+            let mut expected = [[0u8; auth::TAG_LEN]; MAX_BATCH];
+            if !self.mac.tag_burst(key, &msgs[..m], &mut expected[..m]) {
+                for j in 0..m {
+                    expected[j] = auth::tag(key, &[msgs[j]]);
+                }
+            }
+            for j in 0..m {
+                let i = idx[j];
+                ok[i] = auth::constant_time_eq(&expected[j], &self.vbatch[i].1.tag);
+            }
+        }
+        let mut batch = std::mem::take(&mut self.vbatch);
+        for (i, (mut buf, _, _)) in batch.drain(..).enumerate() {
+            if i >= n || !ok[i] {
+                io.drop_packet(buf, DropReason::AuthBadTag);
+                continue;
+            }
+            match tunnel::finish_decapsulate(&mut buf) {
+                Ok(d) => {
+                    let multihoming = d.flags & aves::FLAG_M != 0;
+                    self.inbound(buf, d.outer_src, multihoming, now_ns, counters, io);
+                }
+                Err(r) => io.drop_packet(buf, r),
+            }
+        }
+        self.vbatch = batch;
     }
 
     /// An authentic inner datagram `[A→B]` from waypoint address `waypoint`.
@@ -1057,7 +1150,14 @@ impl<B: PacketBuf> Role<B> for Gateway<B> {
         }
     }
 
+    fn end_burst(&mut self, now_ns: u64, counters: &CoreCounters, io: &mut impl Io<B>) {
+        self.flush_verify(now_ns, counters, io);
+    }
+
     fn drain(&mut self, f: &mut dyn FnMut(B)) {
+        for (buf, _, _) in self.vbatch.drain(..) {
+            f(buf);
+        }
         self.reassembly.drain(f);
     }
 }

@@ -26,7 +26,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::auth::{self, AuthError, Key, Keyring};
+use crate::auth::{self, Key, Keyring};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 use crate::wire::aves::{self, AvesRepr};
@@ -106,25 +106,6 @@ pub fn covered_inner(inner: &[u8], headers_only: bool) -> &[u8] {
     let ihl = inner.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
     let n = inner.len().min(ihl + HEADERS_ONLY_PAYLOAD);
     &inner[..n]
-}
-
-/// The HMAC input, in order: outer src, outer dst, UDP destination port, AVES header
-/// bytes 0..4, covered inner bytes.
-fn tag_input<'a>(
-    src: &'a [u8; 4],
-    dst: &'a [u8; 4],
-    port: &'a [u8; 2],
-    aves_head: &'a [u8],
-    inner: &'a [u8],
-    headers_only: bool,
-) -> [&'a [u8]; 5] {
-    [
-        src,
-        dst,
-        port,
-        aves_head,
-        covered_inner(inner, headers_only),
-    ]
 }
 
 /// FNV-1a, 32 bits (offset basis 0x811c9dc5, prime 0x01000193).
@@ -308,7 +289,44 @@ pub fn decapsulate<B: PacketBuf>(
     keys: &Keyring,
     port: u16,
 ) -> Result<Decapsulated, DropReason> {
-    let (info, strip, keep, inner_ecn) = {
+    let received = stage_received(buf, keys, port)?;
+    let verdict = {
+        let key = keys
+            .get(received.key_id)
+            .ok_or(DropReason::AuthUnknownKey)?;
+        let msg = received_mac_message(buf.data()).ok_or(DropReason::TunnelMalformed)?;
+        auth::verify_tag(key, &[msg], &received.tag).map_err(|_| DropReason::AuthBadTag)
+    };
+    if let Err(e) = verdict {
+        restore_tag(buf, &received);
+        return Err(e);
+    }
+    finish_decapsulate(buf)
+}
+
+/// What [`stage_received`] took out of a tunnel packet: the key id and the tag it
+/// carried, to be checked against the HMAC of [`received_mac_message`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The key id in the AVES header (known to the keyring).
+    pub key_id: u8,
+    /// The tag the packet carried.
+    pub tag: [u8; aves::TAG_LEN],
+    /// Where the tag field is in the frame.
+    tag_at: usize,
+}
+
+/// First half of [`decapsulate`], for verifying a whole burst at once: every check
+/// before the tag (outer Ethernet/IPv4 and its checksum, UDP to `port`, the AVES header,
+/// a key id the keyring holds), then the received tag is taken out and the HMAC input is
+/// staged as one contiguous range ([`received_mac_message`]). The caller verifies the tag
+/// (constant time), then calls [`finish_decapsulate`] — or [`restore_tag`] and drops.
+pub fn stage_received<B: PacketBuf>(
+    buf: &mut B,
+    keys: &Keyring,
+    port: u16,
+) -> Result<Received, DropReason> {
+    let (received, prefix) = {
         let frame = ethernet::Frame::new_checked(buf.data()).map_err(|_| DropReason::Truncated)?;
         if frame.ethertype() != ethertype::IPV4 {
             return Err(DropReason::UnsupportedEtherType);
@@ -332,21 +350,66 @@ pub fn decapsulate<B: PacketBuf>(
             return Err(DropReason::TunnelMalformed);
         }
         let h = aves::Header::new_checked(u.payload()).map_err(|_| DropReason::TunnelMalformed)?;
-        let (src, dst, port_bytes) = (ip.src().octets(), ip.dst().octets(), port.to_be_bytes());
-        let input = tag_input(
-            &src,
-            &dst,
-            &port_bytes,
-            h.authenticated(),
-            h.payload(),
-            h.headers_only(),
-        );
-        keys.verify(h.key_id(), &input, h.tag())
-            .map_err(|e| match e {
-                AuthError::UnknownKey => DropReason::AuthUnknownKey,
-                AuthError::BadTag => DropReason::AuthBadTag,
-            })?;
+        if keys.get(h.key_id()).is_none() {
+            return Err(DropReason::AuthUnknownKey);
+        }
+        let mut tag = [0u8; aves::TAG_LEN];
+        tag.copy_from_slice(h.tag());
+        let mut prefix = [0u8; MAC_PREFIX_LEN];
+        prefix[0..4].copy_from_slice(&ip.src().octets());
+        prefix[4..8].copy_from_slice(&ip.dst().octets());
+        prefix[8..10].copy_from_slice(&port.to_be_bytes());
+        prefix[10..14].copy_from_slice(h.authenticated());
+        let tag_at = ETH + ip.header_len() + udp::HEADER_LEN + aves::AUTHENTICATED_LEN;
+        (
+            Received {
+                key_id: h.key_id(),
+                tag,
+                tag_at,
+            },
+            prefix,
+        )
+    };
+    let at = received.tag_at + aves::TAG_LEN - MAC_PREFIX_LEN;
+    if let Some(f) = buf.data_mut().get_mut(at..at + MAC_PREFIX_LEN) {
+        f.copy_from_slice(&prefix);
+    }
+    Ok(received)
+}
 
+/// The HMAC input of a frame [`stage_received`] staged (outer IP options allowed).
+pub fn received_mac_message(frame: &[u8]) -> Option<&[u8]> {
+    let ip = frame.get(ETH..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    let flags_at = ETH + ihl + udp::HEADER_LEN;
+    let tag_at = flags_at + aves::AUTHENTICATED_LEN;
+    let inner_at = tag_at + aves::TAG_LEN;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let inner = frame.get(inner_at..ETH + total)?;
+    let headers_only = frame.get(flags_at)? & aves::FLAG_H != 0;
+    let covered = covered_inner(inner, headers_only).len();
+    frame.get(inner_at - MAC_PREFIX_LEN..inner_at + covered)
+}
+
+/// Puts the received tag back (the frame is then as it arrived).
+pub fn restore_tag<B: PacketBuf>(buf: &mut B, received: &Received) {
+    if let Some(f) = buf
+        .data_mut()
+        .get_mut(received.tag_at..received.tag_at + aves::TAG_LEN)
+    {
+        f.copy_from_slice(&received.tag);
+    }
+}
+
+/// Second half of [`decapsulate`], once the tag has verified: checks the inner datagram,
+/// strips outer IP (options too), UDP and AVES headers keeping the Ethernet header,
+/// removes trailing padding and applies RFC 6040 ECN.
+pub fn finish_decapsulate<B: PacketBuf>(buf: &mut B) -> Result<Decapsulated, DropReason> {
+    let (info, strip, keep, inner_ecn) = {
+        let frame = ethernet::Frame::new_checked(buf.data()).map_err(|_| DropReason::Truncated)?;
+        let ip = ipv4::Packet::new_checked(frame.payload()).map_err(ip_error)?;
+        let u = udp::Packet::new_checked(ip.payload()).map_err(|_| DropReason::TunnelMalformed)?;
+        let h = aves::Header::new_checked(u.payload()).map_err(|_| DropReason::TunnelMalformed)?;
         // Authentic from here on.
         let inner =
             ipv4::Packet::new_checked(h.payload()).map_err(|_| DropReason::TunnelInnerMalformed)?;
