@@ -317,4 +317,33 @@ else
   fail "default route" "this machine has no IPv4 default route to test against"
 fi
 
+# ---------------------------------------------------------------------------------------
+echo "== deploy/aves.service"
+unit=deploy/aves.service
+# Verified with the built binary in place of /usr/local/bin/aves (verify checks that
+# the commands exist).
+mkdir -p "$work/unit"
+sed "s|/usr/local/bin/aves|$AVES|g" "$unit" >"$work/unit/aves.service"
+check_quiet "systemd-analyze verify aves.service" systemd-analyze verify "$work/unit/aves.service"
+# directive NAME VALUE: the unit sets NAME=VALUE (a line of its own).
+directive() { check "aves.service: $1=$2" grep -qxF "$1=$2" "$unit"; }
+# shellcheck disable=SC2016 # the unit's own ${AVES_CONFIG}, expanded by systemd
+directive ExecStartPre '/usr/local/bin/aves check-config ${AVES_CONFIG}'
+# shellcheck disable=SC2016
+directive ExecStart '/usr/local/bin/aves run --config ${AVES_CONFIG}'
+directive Restart on-failure
+directive LimitMEMLOCK infinity
+directive Requires dev-hugepages.mount
+directive After 'dev-hugepages.mount network-online.target'
+directive RuntimeDirectory aves
+# What ExecStartPre does for systemd: a valid config passes, a bad one stops the start.
+cfg_line=$(sed -n 's/^Environment=AVES_CONFIG=//p' "$unit")
+check_eq "aves.service: default config path" /etc/aves/aves.toml "$cfg_line"
+pre=$(sed -n 's/^ExecStartPre=//p' "$unit" | sed "s|/usr/local/bin/aves|$AVES|")
+check "ExecStartPre accepts examples/gateway.toml" env AVES_CONFIG=examples/gateway.toml \
+  bash -c "${pre//\$\{AVES_CONFIG\}/\$AVES_CONFIG}"
+sed 's/^udp_port = 4797/udp_port = "x"/' examples/gateway.toml >"$work/bad.toml"
+check "ExecStartPre rejects a bad config" env AVES_CONFIG="$work/bad.toml" \
+  bash -c "! ${pre//\$\{AVES_CONFIG\}/\$AVES_CONFIG}"
+
 summary tests/ops.sh
