@@ -11,6 +11,8 @@
 #      polled, proving the DPDK libraries and drivers are all there; SIGTERM stops it.
 # Run as root:  sudo scripts/container-test.sh   (scripts/test.sh calls it)
 # Env: AVES_BASE_REFRESH=1 rebuilds the base image; AVES_IMAGE names the image to build.
+# Time (2 vCPUs): ~6 min from nothing, ~2 min with warm cargo caches, seconds when no
+# source changed (decision 0008).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
