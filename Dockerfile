@@ -26,7 +26,7 @@ ENV RUSTUP_HOME=/usr/local/rustup \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      ca-certificates curl build-essential pkg-config clang libclang-dev libdpdk-dev \
+      ca-certificates curl build-essential pkg-config clang libclang-dev libdpdk-dev libipsec-mb-dev \
  && rm -rf /var/lib/apt/lists/*
 # Optional build secret `ca-bundle`: a CA bundle to trust for HTTPS (rustup, crates.io),
 # for builds behind a TLS-inspecting proxy:
@@ -64,7 +64,7 @@ FROM ${BASE} AS runtime
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      dpdk librte-meta-bus librte-meta-mempool librte-meta-net iproute2 \
+      dpdk librte-meta-bus librte-meta-mempool librte-meta-net libipsec-mb1 iproute2 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin aves \
  && install -d -o aves -g aves -m 0750 /run/aves /etc/aves
