@@ -62,15 +62,29 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
                 println!(
-                    "{}: ok ({:?} role, {} ports, {} routes, {} neighbours)",
+                    "{}: ok ({:?} role, {} ports, {} routes, {} neighbours{})",
                     file.display(),
                     c.role,
                     c.ports.len(),
                     c.routes.len(),
-                    c.neighbours.len()
+                    c.neighbours.len(),
+                    c.dns
+                        .as_ref()
+                        .map_or(String::new(), |d| format!(", DNS {}", dns_summary(d)))
                 );
                 ExitCode::SUCCESS
             }
+            // A file without [engine] may be a DNS-only config for `aves dns`.
+            Err(e) if e.key == "engine" => match config::load_dns(&file) {
+                Ok(d) => {
+                    println!("{}: ok (DNS only: {})", file.display(), dns_summary(&d));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
@@ -104,6 +118,23 @@ fn main() -> ExitCode {
             run(cfg, eal)
         }
     }
+}
+
+/// "zone Z: H hosts, G gateways, W waypoint addresses" for check-config.
+fn dns_summary(d: &config::DnsSpec) -> String {
+    let addresses: u64 = d
+        .waypoints
+        .iter()
+        .flat_map(|w| w.addresses.iter())
+        .map(|r| r.count())
+        .sum();
+    format!(
+        "zone {}: {} hosts, {} gateways, {} waypoint addresses",
+        d.zone,
+        d.hosts.len(),
+        d.gateways.len(),
+        addresses
+    )
 }
 
 #[cfg(feature = "dpdk")]
