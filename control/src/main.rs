@@ -5,6 +5,7 @@ mod config;
 mod ctl;
 #[cfg(feature = "dpdk")]
 mod daemon;
+mod dns;
 mod roles;
 mod stats;
 
@@ -37,6 +38,13 @@ enum Cmd {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Run only the AVES-aware DNS server (the config's `[dns]` section): no DPDK, no
+    /// EAL, one thread. Stops on SIGINT or SIGTERM and prints its counters.
+    Dns {
+        /// The TOML config file (only `[dns]`, or an engine config with `[dns]`).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Send one request to a running daemon's control socket, e.g.
     /// `aves ctl route add 10.9.0.0/16 via 10.2.0.2 port b` or `aves ctl stats`.
     Ctl {
@@ -53,8 +61,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AVES_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("AVES_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_net=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -107,6 +116,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Dns { config } => match config::load_dns(&config) {
+            Ok(spec) => run_dns(spec),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Run { config, eal } => {
             let cfg = match config::load(&config) {
                 Ok(c) => c,
@@ -135,6 +151,67 @@ fn dns_summary(d: &config::DnsSpec) -> String {
         d.gateways.len(),
         addresses
     )
+}
+
+/// `aves dns`: the DNS server alone, on a current-thread tokio runtime.
+fn run_dns(spec: config::DnsSpec) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        // The SETUP wire protocol is not merged yet: the stub sends nothing, so host A
+        // queries end in SERVFAIL after the setup timeout.
+        let handler = dns::handler::AvesDns::new(&spec, std::sync::Arc::new(dns::StubBinder));
+        let counters = handler.counters();
+        let (udp, tcp) = dns::bind(spec.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", spec.listen))?;
+        tracing::info!(
+            zone = %spec.zone,
+            listen = %udp.local_addr()?,
+            hosts = spec.hosts.len(),
+            "DNS: serving (UDP and TCP)"
+        );
+        dns::serve(handler, udp, tcp, stop_signal()).await?;
+        for (name, n) in counters.snapshot() {
+            println!("dns {name} {n}");
+        }
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot watch SIGINT/SIGTERM; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
 }
 
 #[cfg(feature = "dpdk")]

@@ -26,9 +26,13 @@ pub mod limits;
 pub mod zone;
 
 use aves_dataplane::command::Mode;
+use handler::AvesDns;
+use hickory_server::Server;
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
 
 /// What the DNS server asks a waypoint to install: the binding of §3.3, for the
 /// initiator (or initiator prefix) the query came from.
@@ -40,7 +44,7 @@ use std::pin::Pin;
 /// - 0: unknown initiator (general mode, §3.3.2): `initiator` is the querying
 ///   resolver's address, for the waypoint's information only, and the waypoint uses
 ///   delayed binding (a wait state, Figure 6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SetupRequest {
     /// The initiator A, the network address of its ECS prefix, or the resolver's address
     /// (prefix 0).
@@ -59,6 +63,13 @@ pub struct SetupRequest {
 
 /// A waypoint's answer to a SETUP.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the control protocol's binder answers Accept/Reject (merge)"
+    )
+)]
 pub enum SetupOutcome {
     /// ACCEPT: the binding is installed (or, for prefix 0, the wait state has begun).
     Accept,
@@ -88,4 +99,39 @@ impl Binder for StubBinder {
     fn setup(&self, _req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>> {
         Box::pin(std::future::pending())
     }
+}
+
+/// A TCP connection that sends no query for this long is closed.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers queued per TCP connection.
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// Binds the UDP socket and the TCP listener of `listen` (the same port for both).
+pub async fn bind(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let udp = UdpSocket::bind(listen).await?;
+    let tcp = TcpListener::bind(udp.local_addr()?).await?;
+    Ok((udp, tcp))
+}
+
+/// Serves DNS on `udp` and `tcp` with `handler` until `shutdown` resolves, then stops
+/// gracefully (queries in progress are finished).
+pub async fn serve(
+    handler: AvesDns,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut server = Server::new(handler);
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    let token = server.shutdown_token().clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        token.cancel();
+    });
+    server
+        .block_until_done()
+        .await
+        .map_err(|e| anyhow::anyhow!("the DNS server stopped: {e}"))
 }
