@@ -168,6 +168,7 @@ fn run_dns(spec: config::DnsSpec) -> ExitCode {
     let result = rt.block_on(async {
         // The SETUP wire protocol is not merged yet: the stub sends nothing, so host A
         // queries end in SERVFAIL after the setup timeout.
+        let stop = stop_signal();
         let handler = dns::handler::AvesDns::new(&spec, std::sync::Arc::new(dns::StubBinder));
         let counters = handler.counters();
         let (udp, tcp) = dns::bind(spec.listen)
@@ -179,7 +180,7 @@ fn run_dns(spec: config::DnsSpec) -> ExitCode {
             hosts = spec.hosts.len(),
             "DNS: serving (UDP and TCP)"
         );
-        dns::serve(handler, udp, tcp, stop_signal()).await?;
+        dns::serve(handler, udp, tcp, stop).await?;
         for (name, n) in counters.snapshot() {
             println!("dns {name} {n}");
         }
@@ -194,22 +195,26 @@ fn run_dns(spec: config::DnsSpec) -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() {
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed now (call
+/// it inside the runtime, before serving), not when the future is first polled.
+fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let signals = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+    );
+    async move {
+        match signals {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
             }
-        }
-        _ => {
-            tracing::warn!("cannot watch SIGINT/SIGTERM; stop with SIGKILL");
-            std::future::pending::<()>().await
+            _ => {
+                tracing::warn!("cannot watch SIGINT/SIGTERM; stop with SIGKILL");
+                std::future::pending::<()>().await
+            }
         }
     }
 }
