@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs, then runs formatting, lint, unit and
-# property tests, the DPDK binding test and the end-to-end namespace tests.
+# property tests (with the DNS server's dig test), the DPDK binding test and the
+# end-to-end namespace tests.
 # Run as root on Debian 12:   sudo scripts/test.sh
 # Fails (never skips) when root or DPDK is missing.
 set -euo pipefail
@@ -25,6 +26,8 @@ echo "== cargo build --release"
 cargo build -j "$jobs" --release -p aves
 
 status=0
+echo "== tests/e2e/dns.sh (aves dns alone: no DPDK; dig)"
+bash tests/e2e/dns.sh || status=1
 echo "== tests/e2e/router.sh (one lcore)"
 AVES_LCORES=1 bash tests/e2e/router.sh || status=1
 echo "== tests/e2e/router.sh (two lcores, two queue pairs per port)"

@@ -223,6 +223,8 @@ pub struct Config {
     pub gateway: Option<GatewaySpec>,
     /// Protocol timeouts (AVES §5.2 defaults).
     pub timeouts: Timeouts,
+    /// The AVES-aware DNS server, when configured (`[dns]`).
+    pub dns: Option<DnsSpec>,
 }
 
 // ---- raw, as serde reads it ----
@@ -231,7 +233,7 @@ pub struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    engine: RawEngine,
+    engine: Option<RawEngine>,
     #[serde(default)]
     control: RawControl,
     #[serde(default, rename = "port")]
@@ -249,6 +251,7 @@ pub struct RawConfig {
     gateway: Option<RawGateway>,
     #[serde(default)]
     timeouts: RawTimeouts,
+    dns: Option<RawDns>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -544,22 +547,28 @@ impl RawConfig {
     /// Checks every value and builds the typed [`Config`].
     pub fn validate(self, file: &Path) -> Result<Config, ConfigError> {
         let cx = Ctx { file };
+        let Some(engine) = self.engine else {
+            return Err(cx.err(
+                "engine",
+                "missing (expected [engine] with a role; a file with only [dns] is for `aves dns`)",
+            ));
+        };
 
-        let idle = match self.engine.idle.mode.as_str() {
+        let idle = match engine.idle.mode.as_str() {
             "busy" => IdlePolicy::Busy,
             "sleep" => {
-                if self.engine.idle.max_sleep_us == 0 || self.engine.idle.max_sleep_us > 100_000 {
+                if engine.idle.max_sleep_us == 0 || engine.idle.max_sleep_us > 100_000 {
                     return Err(cx.err(
                         "engine.idle.max_sleep_us",
                         format!(
                             "{} is out of range (expected 1..=100000 µs)",
-                            self.engine.idle.max_sleep_us
+                            engine.idle.max_sleep_us
                         ),
                     ));
                 }
                 IdlePolicy::Sleep {
-                    after_empty_polls: self.engine.idle.after_empty_polls,
-                    max_sleep_us: self.engine.idle.max_sleep_us,
+                    after_empty_polls: engine.idle.after_empty_polls,
+                    max_sleep_us: engine.idle.max_sleep_us,
                 }
             }
             other => {
@@ -569,31 +578,31 @@ impl RawConfig {
                 ))
             }
         };
-        if self.engine.mbufs < 1023 {
+        if engine.mbufs < 1023 {
             return Err(cx.err(
                 "engine.mbufs",
-                format!("{} is too few (expected at least 1023)", self.engine.mbufs),
+                format!("{} is too few (expected at least 1023)", engine.mbufs),
             ));
         }
-        if !(2048..=16384).contains(&self.engine.mbuf_data_room) {
+        if !(2048..=16384).contains(&engine.mbuf_data_room) {
             return Err(cx.err(
                 "engine.mbuf_data_room",
                 format!(
                     "{} is out of range (expected 2048..=16384 bytes)",
-                    self.engine.mbuf_data_room
+                    engine.mbuf_data_room
                 ),
             ));
         }
-        if self.engine.mbuf_cache > 512 {
+        if engine.mbuf_cache > 512 {
             return Err(cx.err(
                 "engine.mbuf_cache",
                 format!(
                     "{} is too large (DPDK allows at most 512)",
-                    self.engine.mbuf_cache
+                    engine.mbuf_cache
                 ),
             ));
         }
-        if self.engine.mbuf_cache as u64 * 3 / 2 > self.engine.mbufs as u64 {
+        if engine.mbuf_cache as u64 * 3 / 2 > engine.mbufs as u64 {
             return Err(cx.err(
                 "engine.mbuf_cache",
                 "must be at most two thirds of engine.mbufs",
@@ -995,7 +1004,7 @@ impl RawConfig {
         };
 
         // Role rules.
-        match self.engine.role {
+        match engine.role {
             Role::Router => {
                 if !keys.is_empty() || !bindings.is_empty() || gateway.is_some() {
                     return Err(cx.err(
@@ -1068,13 +1077,18 @@ impl RawConfig {
         }
         timeouts.tcp_transitory = timeouts.tcp;
 
+        let dns = match self.dns {
+            None => None,
+            Some(d) => Some(d.validate(&cx)?),
+        };
+
         Ok(Config {
             file: file.to_path_buf(),
-            role: self.engine.role,
-            eal_args: self.engine.eal_args,
-            mbufs: self.engine.mbufs,
-            mbuf_cache: self.engine.mbuf_cache,
-            mbuf_data_room: self.engine.mbuf_data_room,
+            role: engine.role,
+            eal_args: engine.eal_args,
+            mbufs: engine.mbufs,
+            mbuf_cache: engine.mbuf_cache,
+            mbuf_data_room: engine.mbuf_data_room,
             idle,
             control_socket: self.control.socket,
             control_cpu: self.control.cpu,
@@ -1102,6 +1116,7 @@ impl RawConfig {
             bindings,
             gateway,
             timeouts,
+            dns,
         })
     }
 }
@@ -1202,6 +1217,700 @@ fn parse_port_range(s: &str) -> Option<(u16, u16)> {
     let (a, b) = s.split_once('-')?;
     let (lo, hi) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
     (1024 <= lo && lo <= hi).then_some((lo, hi))
+}
+
+// ---- [dns]: the AVES-aware DNS server ----
+
+/// A DNS name as the config uses it: absolute, lower case.
+pub type DnsName = hickory_proto::rr::Name;
+
+/// `[dns.soa]`: the zone's SOA record (RFC 1035 §3.3.13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoaSpec {
+    /// Primary name server (default: the first `[[dns.ns]]`).
+    pub mname: DnsName,
+    /// Mailbox of the person responsible, as a name (default `hostmaster.<zone>`).
+    pub rname: DnsName,
+    /// Zone serial.
+    pub serial: u32,
+    /// Refresh interval, s.
+    pub refresh: u32,
+    /// Retry interval, s.
+    pub retry: u32,
+    /// Expiry, s.
+    pub expire: u32,
+    /// Negative-caching TTL, s (RFC 2308 §4).
+    pub minimum: u32,
+}
+
+/// `[[dns.ns]]`: a name server of the zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsSpec {
+    /// Its name.
+    pub name: DnsName,
+    /// Its address; required when the name is inside the zone (the zone then answers
+    /// A queries for it and adds it as glue to NS answers).
+    pub address: Option<Ipv4Addr>,
+}
+
+/// `[[dns.waypoint]]`: a waypoint the server may hand out, and where to send SETUPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsWaypointSpec {
+    /// The waypoint's control address (SETUP/ACCEPT/REJECT).
+    pub control: std::net::SocketAddr,
+    /// Its waypoint addresses (the pools it answers for).
+    pub addresses: Vec<Ipv4Range>,
+}
+
+/// `[[dns.gateway]]`: an AVES-aware NAT gateway R.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsGatewaySpec {
+    /// The id the gateway's REGISTER messages carry.
+    pub id: u32,
+    /// Its public address until a REGISTER says otherwise; `None`: unknown until then
+    /// (its hosts answer SERVFAIL).
+    pub address: Option<Ipv4Addr>,
+}
+
+/// `[[dns.host]]`: a responder B behind a gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsHostSpec {
+    /// Its name (absolute, strictly inside the zone).
+    pub name: DnsName,
+    /// The gateway it is behind.
+    pub gateway_id: u32,
+    /// Its private (reusable-IP) address.
+    pub address: Ipv4Addr,
+    /// How the gateway presents initiators to it.
+    pub mode: Mode,
+    /// Service names (`<label>.<name>`) that stand for the same host.
+    pub services: Vec<DnsName>,
+}
+
+/// `[dns.nx_penalty]`: queriers that ask for names that do not exist are ignored for a
+/// while (AVES paper §6.2: no scanning for host names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NxPenaltySpec {
+    /// NXDOMAIN answers a querier may get within `window` before it is banned.
+    pub threshold: u32,
+    /// The counting window.
+    pub window: std::time::Duration,
+    /// How long a banned querier gets no answers at all.
+    pub ban: std::time::Duration,
+    /// Queriers tracked at once (a hard memory bound; when full, new queriers are not
+    /// counted until old entries expire).
+    pub max_tracked: usize,
+}
+
+/// `[dns.rate]`: session creation limit per responder (§6.2), a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    /// Sustained sessions per second per responder.
+    pub sessions_per_s: u32,
+    /// Bucket size: sessions that may be created back to back.
+    pub burst: u32,
+}
+
+/// The validated `[dns]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSpec {
+    /// Where the server listens, UDP and TCP.
+    pub listen: std::net::SocketAddr,
+    /// The zone apex (absolute, lower case).
+    pub zone: DnsName,
+    /// TTL of the SOA, NS and glue records, s.
+    pub ttl: u32,
+    /// The SOA record.
+    pub soa: SoaSpec,
+    /// Name servers (at least one).
+    pub ns: Vec<NsSpec>,
+    /// Networks whose queriers are initiators themselves (intranet mode, §3.3.1).
+    pub intranet: Vec<Ipv4Cidr>,
+    /// Use EDNS Client Subnet (RFC 7871) as the initiator's identity when present.
+    pub ecs: bool,
+    /// Waypoints.
+    pub waypoints: Vec<DnsWaypointSpec>,
+    /// Gateways.
+    pub gateways: Vec<DnsGatewaySpec>,
+    /// Hosts (responders).
+    pub hosts: Vec<DnsHostSpec>,
+    /// Longest wait for a waypoint's ACCEPT before answering SERVFAIL (§5.1: 3 s).
+    pub setup_timeout: std::time::Duration,
+    /// A waypoint address given out in general mode is in its wait state this long
+    /// (Twait, §3.3.2); the server gives it to no one else meanwhile.
+    pub general_wait: std::time::Duration,
+    /// How long the server remembers which waypoint address it bound for which
+    /// initiator (to reuse it for the same responder and avoid it for others).
+    pub grant_memory: std::time::Duration,
+    /// SETUPs in flight at once; beyond it, host queries get SERVFAIL at once.
+    pub max_pending: usize,
+    /// The NXDOMAIN penalty.
+    pub nx_penalty: NxPenaltySpec,
+    /// The per-responder session rate.
+    pub rate: RateSpec,
+}
+
+impl DnsSpec {
+    /// The control address of the waypoint that owns waypoint address `w`.
+    // The UDP binder of the control protocol (merged later) sends SETUPs there.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn waypoint_control(&self, w: Ipv4Addr) -> Option<std::net::SocketAddr> {
+        self.waypoints
+            .iter()
+            .find(|p| p.addresses.iter().any(|r| r.contains(w)))
+            .map(|p| p.control)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    listen: String,
+    zone: String,
+    ttl: Option<u32>,
+    soa: Option<RawSoa>,
+    #[serde(default)]
+    ns: Vec<RawNs>,
+    #[serde(default)]
+    intranet: Vec<String>,
+    ecs: Option<bool>,
+    #[serde(default, rename = "waypoint")]
+    waypoints: Vec<RawDnsWaypoint>,
+    #[serde(default, rename = "gateway")]
+    gateways: Vec<RawDnsGateway>,
+    #[serde(default, rename = "host")]
+    hosts: Vec<RawDnsHost>,
+    setup_timeout_ms: Option<u64>,
+    general_wait_ms: Option<u64>,
+    grant_memory_s: Option<u64>,
+    max_pending: Option<usize>,
+    nx_penalty: Option<RawNxPenalty>,
+    rate: Option<RawRate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSoa {
+    mname: Option<String>,
+    rname: Option<String>,
+    serial: Option<u32>,
+    refresh: Option<u32>,
+    retry: Option<u32>,
+    expire: Option<u32>,
+    minimum: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNs {
+    name: String,
+    address: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDnsWaypoint {
+    control: String,
+    addresses: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDnsGateway {
+    id: i64,
+    address: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDnsHost {
+    name: String,
+    gateway_id: i64,
+    address: String,
+    mode: Option<String>,
+    #[serde(default)]
+    services: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNxPenalty {
+    threshold: Option<u32>,
+    window_s: Option<u64>,
+    ban_s: Option<u64>,
+    max_tracked: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    sessions_per_s: Option<u32>,
+    burst: Option<u32>,
+}
+
+/// Most waypoint addresses one DNS server hands out.
+pub const MAX_DNS_WAYPOINT_ADDRESSES: u64 = 1 << 20;
+
+/// Parses a DNS name; relative names are taken inside `origin` (when given).
+fn dns_name(
+    cx: &Ctx<'_>,
+    key: &str,
+    text: &str,
+    origin: Option<&DnsName>,
+) -> Result<DnsName, ConfigError> {
+    let bad = |why: &str| cx.err(key, format!("`{text}` is not a DNS name ({why})"));
+    if text.is_empty() || text == "." {
+        return Err(bad("empty"));
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(bad("expected letters, digits, '-', '_' and dots"));
+    }
+    let name = DnsName::from_ascii(text).map_err(|e| bad(&e.to_string()))?;
+    let name = if name.is_fqdn() {
+        name
+    } else {
+        match origin {
+            Some(o) => name
+                .append_domain(o)
+                .map_err(|e| bad(&format!("too long inside {o}: {e}")))?,
+            None => {
+                return Err(bad(
+                    "expected an absolute name ending with '.', e.g. \"aves.example.\"",
+                ))
+            }
+        }
+    };
+    Ok(name.to_lowercase())
+}
+
+fn dns_ipv4(cx: &Ctx<'_>, key: &str, text: &str) -> Result<Ipv4Addr, ConfigError> {
+    text.parse::<Ipv4Addr>()
+        .map_err(|_| cx.err(key, format!("`{text}` is not an IPv4 address")))
+}
+
+fn in_range<T: PartialOrd + fmt::Display + Copy>(
+    cx: &Ctx<'_>,
+    key: &str,
+    v: T,
+    lo: T,
+    hi: T,
+    unit: &str,
+) -> Result<T, ConfigError> {
+    if lo <= v && v <= hi {
+        Ok(v)
+    } else {
+        Err(cx.err(
+            key,
+            format!("{v} is out of range (expected {lo}..={hi}{unit})"),
+        ))
+    }
+}
+
+impl RawDns {
+    fn validate(self, cx: &Ctx<'_>) -> Result<DnsSpec, ConfigError> {
+        use std::time::Duration;
+        let listen: std::net::SocketAddr = self.listen.parse().map_err(|_| {
+            cx.err(
+                "dns.listen",
+                format!(
+                    "`{}` is not an address and port (expected e.g. \"0.0.0.0:53\")",
+                    self.listen
+                ),
+            )
+        })?;
+        if listen.port() == 0 {
+            return Err(cx.err("dns.listen", "port 0 (expected 1..=65535)"));
+        }
+        let zone = dns_name(cx, "dns.zone", &self.zone, None)?;
+        let ttl = in_range(cx, "dns.ttl", self.ttl.unwrap_or(3600), 1, 604_800, " s")?;
+
+        // Every name the zone answers for, to find duplicates.
+        let mut names: Vec<(DnsName, String)> = Vec::new();
+        let mut claim = |name: &DnsName, key: String| -> Result<(), ConfigError> {
+            if name == &zone {
+                return Err(cx.err(
+                    key,
+                    format!("{name} is the zone apex (expected a name below it)"),
+                ));
+            }
+            if let Some((_, other)) = names.iter().find(|(n, _)| n == name) {
+                return Err(cx.err(key, format!("{name} is already defined by {other}")));
+            }
+            names.push((name.clone(), key));
+            Ok(())
+        };
+
+        if self.ns.is_empty() {
+            return Err(cx.err(
+                "dns.ns",
+                "no name servers (expected at least one [[dns.ns]] with a name)",
+            ));
+        }
+        let mut ns = Vec::new();
+        for (i, n) in self.ns.iter().enumerate() {
+            let key = |f: &str| format!("dns.ns[{i}].{f}");
+            let name = dns_name(cx, &key("name"), &n.name, Some(&zone))?;
+            let inside = zone.zone_of(&name);
+            let address = match &n.address {
+                Some(a) => Some(dns_ipv4(cx, &key("address"), a)?),
+                None if inside => {
+                    return Err(cx.err(
+                        key("address"),
+                        format!(
+                            "missing ({name} is inside the zone, so the zone needs its address)"
+                        ),
+                    ))
+                }
+                None => None,
+            };
+            if inside {
+                claim(&name, key("name"))?;
+            } else if address.is_some() {
+                return Err(cx.err(
+                    key("address"),
+                    format!("{name} is outside the zone; its address is not ours to give"),
+                ));
+            }
+            ns.push(NsSpec { name, address });
+        }
+
+        let raw_soa = self.soa.unwrap_or_default();
+        let soa = SoaSpec {
+            mname: match &raw_soa.mname {
+                Some(m) => dns_name(cx, "dns.soa.mname", m, Some(&zone))?,
+                None => ns[0].name.clone(),
+            },
+            rname: match &raw_soa.rname {
+                Some(r) => dns_name(cx, "dns.soa.rname", r, Some(&zone))?,
+                None => dns_name(cx, "dns.soa.rname", "hostmaster", Some(&zone))?,
+            },
+            serial: raw_soa.serial.unwrap_or(1),
+            refresh: in_range(
+                cx,
+                "dns.soa.refresh",
+                raw_soa.refresh.unwrap_or(3600),
+                1,
+                i32::MAX as u32,
+                " s",
+            )?,
+            retry: in_range(
+                cx,
+                "dns.soa.retry",
+                raw_soa.retry.unwrap_or(600),
+                1,
+                i32::MAX as u32,
+                " s",
+            )?,
+            expire: in_range(
+                cx,
+                "dns.soa.expire",
+                raw_soa.expire.unwrap_or(604_800),
+                1,
+                i32::MAX as u32,
+                " s",
+            )?,
+            minimum: in_range(
+                cx,
+                "dns.soa.minimum",
+                raw_soa.minimum.unwrap_or(60),
+                0,
+                86_400,
+                " s",
+            )?,
+        };
+
+        let mut intranet = Vec::new();
+        for (i, c) in self.intranet.iter().enumerate() {
+            let c: Ipv4Cidr = c
+                .parse()
+                .map_err(|e| cx.err(format!("dns.intranet[{i}]"), format!("{e}")))?;
+            intranet.push(c.network());
+        }
+
+        let mut waypoints: Vec<DnsWaypointSpec> = Vec::new();
+        let mut total: u64 = 0;
+        for (i, w) in self.waypoints.iter().enumerate() {
+            let key = |f: &str| format!("dns.waypoint[{i}].{f}");
+            let control: std::net::SocketAddr = w.control.parse().map_err(|_| {
+                cx.err(
+                    key("control"),
+                    format!(
+                        "`{}` is not an address and port (expected e.g. \"192.0.2.1:4500\")",
+                        w.control
+                    ),
+                )
+            })?;
+            if control.port() == 0 {
+                return Err(cx.err(key("control"), "port 0 (expected 1..=65535)"));
+            }
+            if w.addresses.is_empty() {
+                return Err(cx.err(
+                    key("addresses"),
+                    "empty (expected waypoint addresses or ranges)",
+                ));
+            }
+            let mut addresses: Vec<Ipv4Range> = Vec::new();
+            for (j, a) in w.addresses.iter().enumerate() {
+                let k = format!("dns.waypoint[{i}].addresses[{j}]");
+                let r: Ipv4Range = match a.parse::<Ipv4Addr>() {
+                    Ok(ip) => Ipv4Range {
+                        first: ip,
+                        last: ip,
+                    },
+                    Err(_) => a.parse().map_err(|e| cx.err(&k, format!("{e}")))?,
+                };
+                let overlaps = |o: &Ipv4Range| {
+                    o.contains(r.first) || o.contains(r.last) || r.contains(o.first)
+                };
+                if addresses.iter().any(overlaps)
+                    || waypoints.iter().any(|p| p.addresses.iter().any(overlaps))
+                {
+                    return Err(cx.err(k, format!("`{a}` overlaps addresses given before")));
+                }
+                total += r.count();
+                addresses.push(r);
+            }
+            waypoints.push(DnsWaypointSpec { control, addresses });
+        }
+        if total > MAX_DNS_WAYPOINT_ADDRESSES {
+            return Err(cx.err(
+                "dns.waypoint",
+                format!("{total} waypoint addresses (at most {MAX_DNS_WAYPOINT_ADDRESSES})"),
+            ));
+        }
+
+        let mut gateways: Vec<DnsGatewaySpec> = Vec::new();
+        for (i, g) in self.gateways.iter().enumerate() {
+            let key = |f: &str| format!("dns.gateway[{i}].{f}");
+            let id = u32::try_from(g.id).map_err(|_| {
+                cx.err(
+                    key("id"),
+                    format!("{} is out of range (expected 0..=4294967295)", g.id),
+                )
+            })?;
+            if gateways.iter().any(|o| o.id == id) {
+                return Err(cx.err(key("id"), format!("duplicate gateway id {id}")));
+            }
+            let address = match &g.address {
+                None => None,
+                Some(a) => Some(dns_ipv4(cx, &key("address"), a)?),
+            };
+            gateways.push(DnsGatewaySpec { id, address });
+        }
+
+        let mut hosts = Vec::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            let key = |f: &str| format!("dns.host[{i}].{f}");
+            let name = dns_name(cx, &key("name"), &h.name, Some(&zone))?;
+            if !zone.zone_of(&name) {
+                return Err(cx.err(key("name"), format!("{name} is outside the zone {zone}")));
+            }
+            claim(&name, key("name"))?;
+            let gateway_id = u32::try_from(h.gateway_id)
+                .ok()
+                .filter(|id| gateways.iter().any(|g| g.id == *id))
+                .ok_or_else(|| {
+                    let ids: Vec<String> = gateways.iter().map(|g| g.id.to_string()).collect();
+                    cx.err(
+                        key("gateway_id"),
+                        format!(
+                            "no [[dns.gateway]] with id {} (ids: {})",
+                            h.gateway_id,
+                            ids.join(", ")
+                        ),
+                    )
+                })?;
+            let address = dns_ipv4(cx, &key("address"), &h.address)?;
+            let mode = match h.mode.as_deref() {
+                None | Some("plain") => Mode::Plain,
+                Some("multihoming") => Mode::MultiHoming,
+                Some(m) => {
+                    return Err(cx.err(
+                        key("mode"),
+                        format!("`{m}` is not a mode (expected \"plain\" or \"multihoming\")"),
+                    ))
+                }
+            };
+            let mut services = Vec::new();
+            for (j, s) in h.services.iter().enumerate() {
+                let k = format!("dns.host[{i}].services[{j}]");
+                if s.is_empty() || s.contains('.') {
+                    return Err(cx.err(
+                        k,
+                        format!("`{s}` is not one label (expected e.g. \"tcp22\")"),
+                    ));
+                }
+                let full = dns_name(cx, &k, s, Some(&name))?;
+                claim(&full, k)?;
+                services.push(full);
+            }
+            hosts.push(DnsHostSpec {
+                name,
+                gateway_id,
+                address,
+                mode,
+                services,
+            });
+        }
+        if !hosts.is_empty() && waypoints.is_empty() {
+            return Err(cx.err(
+                "dns.waypoint",
+                "hosts are configured but no [[dns.waypoint]] (expected at least one)",
+            ));
+        }
+
+        let ms = |k: &str, v: Option<u64>, d: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(in_range(
+                cx,
+                k,
+                v.unwrap_or(d),
+                1,
+                60_000,
+                " ms",
+            )?))
+        };
+        let setup_timeout = ms("dns.setup_timeout_ms", self.setup_timeout_ms, 3000)?;
+        let general_wait = ms("dns.general_wait_ms", self.general_wait_ms, 2000)?;
+        let grant_memory = Duration::from_secs(in_range(
+            cx,
+            "dns.grant_memory_s",
+            self.grant_memory_s.unwrap_or(120),
+            1,
+            86_400,
+            " s",
+        )?);
+        let max_pending = in_range(
+            cx,
+            "dns.max_pending",
+            self.max_pending.unwrap_or(1024),
+            1,
+            1 << 16,
+            "",
+        )?;
+
+        let nx = self.nx_penalty.unwrap_or_default();
+        let nx_penalty = NxPenaltySpec {
+            threshold: in_range(
+                cx,
+                "dns.nx_penalty.threshold",
+                nx.threshold.unwrap_or(20),
+                1,
+                1 << 20,
+                "",
+            )?,
+            window: Duration::from_secs(in_range(
+                cx,
+                "dns.nx_penalty.window_s",
+                nx.window_s.unwrap_or(60),
+                1,
+                86_400,
+                " s",
+            )?),
+            ban: Duration::from_secs(in_range(
+                cx,
+                "dns.nx_penalty.ban_s",
+                nx.ban_s.unwrap_or(600),
+                1,
+                7 * 86_400,
+                " s",
+            )?),
+            max_tracked: in_range(
+                cx,
+                "dns.nx_penalty.max_tracked",
+                nx.max_tracked.unwrap_or(65_536),
+                1,
+                1 << 24,
+                "",
+            )?,
+        };
+        let r = self.rate.unwrap_or_default();
+        let sessions_per_s = in_range(
+            cx,
+            "dns.rate.sessions_per_s",
+            r.sessions_per_s.unwrap_or(50),
+            1,
+            1_000_000,
+            "",
+        )?;
+        let rate = RateSpec {
+            sessions_per_s,
+            burst: in_range(
+                cx,
+                "dns.rate.burst",
+                r.burst.unwrap_or(sessions_per_s.saturating_mul(2)),
+                1,
+                10_000_000,
+                "",
+            )?,
+        };
+
+        Ok(DnsSpec {
+            listen,
+            zone,
+            ttl,
+            soa,
+            ns,
+            intranet,
+            ecs: self.ecs.unwrap_or(true),
+            waypoints,
+            gateways,
+            hosts,
+            setup_timeout,
+            general_wait,
+            grant_memory,
+            max_pending,
+            nx_penalty,
+            rate,
+        })
+    }
+}
+
+/// Reads the `[dns]` section of a file for `aves dns`. The file may be a full engine
+/// config with a `[dns]` section (validated whole) or hold only `[dns]`.
+pub fn load_dns(path: &Path) -> Result<DnsSpec, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        key: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse_dns(path, &text)
+}
+
+/// Parses config text for `aves dns` (see [`load_dns`]); `path` is used in errors.
+pub fn parse_dns(path: &Path, text: &str) -> Result<DnsSpec, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        key: String::new(),
+        message: toml_message(text, &e),
+    })?;
+    let cx = Ctx { file: path };
+    if raw.engine.is_some() {
+        return raw
+            .validate(path)?
+            .dns
+            .ok_or_else(|| cx.err("dns", "missing (expected a [dns] section)"));
+    }
+    let engine_only = [
+        ("port", !raw.ports.is_empty()),
+        ("route", !raw.routes.is_empty()),
+        ("neighbour", !raw.neighbours.is_empty()),
+        ("binding", !raw.bindings.is_empty()),
+        ("gateway", raw.gateway.is_some()),
+        ("tunnel.key", !raw.tunnel.keys.is_empty()),
+    ];
+    if let Some((key, _)) = engine_only.iter().find(|(_, present)| *present) {
+        return Err(cx.err(
+            *key,
+            "belongs to an engine config, which needs [engine] (a DNS-only file holds [dns])",
+        ));
+    }
+    match raw.dns {
+        Some(d) => d.validate(&cx),
+        None => Err(cx.err("dns", "missing (expected a [dns] section)")),
+    }
 }
 
 impl Config {
@@ -1430,11 +2139,15 @@ mac = "02:00:00:00:00:02"
         for e in std::fs::read_dir(&dir).unwrap() {
             let path = e.unwrap().path();
             if path.extension().and_then(|x| x.to_str()) == Some("toml") {
-                load(&path).unwrap_or_else(|e| panic!("{e}"));
+                if path.file_name().and_then(|x| x.to_str()) == Some("dns.toml") {
+                    load_dns(&path).unwrap_or_else(|e| panic!("{e}"));
+                } else {
+                    load(&path).unwrap_or_else(|e| panic!("{e}"));
+                }
                 n += 1;
             }
         }
-        assert!(n >= 3, "router, waypoint and gateway examples");
+        assert!(n >= 4, "router, waypoint, gateway and dns examples");
         let w = load(&dir.join("waypoint.toml")).unwrap();
         assert_eq!(w.role, Role::Waypoint);
         assert_eq!(w.bindings.len(), 1);
@@ -1559,5 +2272,247 @@ mac = "02:00:00:00:00:02"
             assert!(!shown.contains(&hex[..16]), "{shown}");
             assert!(!shown.contains("6b65792c"), "{shown}");
         }
+    }
+
+    const DNS: &str = r#"
+[dns]
+listen = "127.0.0.1:5353"
+zone = "Aves.Example."
+intranet = ["10.1.0.7/16"]
+
+[[dns.ns]]
+name = "ns1"
+address = "192.0.2.53"
+
+[[dns.ns]]
+name = "ns.elsewhere.example."
+
+[[dns.waypoint]]
+control = "192.0.2.10:4500"
+addresses = ["198.51.100.10-198.51.100.17", "198.51.100.30"]
+
+[[dns.gateway]]
+id = 7
+address = "203.0.113.7"
+
+[[dns.gateway]]
+id = 8
+
+[[dns.host]]
+name = "b.home1"
+gateway_id = 7
+address = "192.168.1.10"
+services = ["tcp22"]
+
+[[dns.host]]
+name = "c.home2.aves.example."
+gateway_id = 8
+address = "192.168.2.10"
+mode = "multihoming"
+"#;
+
+    fn pd(text: &str) -> Result<DnsSpec, ConfigError> {
+        parse_dns(Path::new("d.toml"), text)
+    }
+
+    #[test]
+    fn dns_only_file_parses_with_defaults() {
+        let d = pd(DNS).unwrap();
+        assert_eq!(d.listen, "127.0.0.1:5353".parse().unwrap());
+        assert_eq!(d.zone.to_string(), "aves.example.", "lower case, absolute");
+        assert_eq!(d.ttl, 3600);
+        assert_eq!(d.ns[0].name.to_string(), "ns1.aves.example.");
+        assert_eq!(d.ns[1].address, None);
+        assert_eq!(d.soa.mname.to_string(), "ns1.aves.example.");
+        assert_eq!(d.soa.rname.to_string(), "hostmaster.aves.example.");
+        assert_eq!((d.soa.serial, d.soa.minimum), (1, 60));
+        assert_eq!(d.intranet[0].to_string(), "10.1.0.0/16");
+        assert!(d.ecs);
+        assert_eq!(d.waypoints[0].addresses.len(), 2);
+        assert_eq!(d.waypoints[0].addresses[1].count(), 1);
+        assert_eq!(
+            d.waypoint_control(Ipv4Addr::new(198, 51, 100, 30)),
+            Some("192.0.2.10:4500".parse().unwrap())
+        );
+        assert_eq!(d.waypoint_control(Ipv4Addr::new(198, 51, 100, 20)), None);
+        assert_eq!(d.gateways[1].address, None);
+        assert_eq!(d.hosts[0].name.to_string(), "b.home1.aves.example.");
+        assert_eq!(d.hosts[0].mode, Mode::Plain);
+        assert_eq!(
+            d.hosts[0].services[0].to_string(),
+            "tcp22.b.home1.aves.example."
+        );
+        assert_eq!(d.hosts[1].mode, Mode::MultiHoming);
+        assert_eq!(d.setup_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(d.general_wait, std::time::Duration::from_secs(2));
+        assert_eq!(d.nx_penalty.threshold, 20);
+        assert_eq!(d.nx_penalty.ban, std::time::Duration::from_secs(600));
+        assert_eq!((d.rate.sessions_per_s, d.rate.burst), (50, 100));
+    }
+
+    #[test]
+    fn dns_section_in_an_engine_config() {
+        let text = format!("{GOOD}\n{DNS}");
+        let c = p(&text).unwrap();
+        assert_eq!(c.dns.as_ref().unwrap().hosts.len(), 2);
+        assert_eq!(pd(&text).unwrap(), c.dns.unwrap());
+        assert!(p(GOOD).unwrap().dns.is_none());
+        assert_eq!(pd(GOOD).unwrap_err().key, "dns");
+        // An engine-only file without [engine] is refused by both loaders.
+        assert_eq!(p(DNS).unwrap_err().key, "engine");
+        let e = pd(&format!(
+            "{DNS}\n[[port]]\nname = \"a\"\ndevice = \"net_null0\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "port");
+        assert_eq!(pd("").unwrap_err().key, "dns");
+    }
+
+    /// Each bad `[dns]` value is reported with its key.
+    #[test]
+    fn bad_dns_configs_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("\"127.0.0.1:5353\"", "\"127.0.0.1\"", "dns.listen"),
+            ("\"127.0.0.1:5353\"", "\"127.0.0.1:0\"", "dns.listen"),
+            (
+                "zone = \"Aves.Example.\"",
+                "zone = \"aves.example\"",
+                "dns.zone",
+            ),
+            (
+                "zone = \"Aves.Example.\"",
+                "zone = \"a b.example.\"",
+                "dns.zone",
+            ),
+            ("zone = \"Aves.Example.\"", "zone = \".\"", "dns.zone"),
+            ("\"10.1.0.7/16\"", "\"10.1.0.7/40\"", "dns.intranet[0]"),
+            (
+                "address = \"192.0.2.53\"",
+                "address = \"192.0.2\"",
+                "dns.ns[0].address",
+            ),
+            ("address = \"192.0.2.53\"\n", "\n", "dns.ns[0].address"),
+            ("name = \"ns1\"", "name = \"b.home1\"", "dns.host[0].name"),
+            (
+                "name = \"ns1\"",
+                "name = \"aves.example.\"",
+                "dns.ns[0].name",
+            ),
+            (
+                "\"192.0.2.10:4500\"",
+                "\"192.0.2.10\"",
+                "dns.waypoint[0].control",
+            ),
+            (
+                "\"198.51.100.30\"",
+                "\"198.51.100.17\"",
+                "dns.waypoint[0].addresses[1]",
+            ),
+            (
+                "\"198.51.100.30\"",
+                "\"198.51.100.300\"",
+                "dns.waypoint[0].addresses[1]",
+            ),
+            (
+                "addresses = [\"198.51.100.10-198.51.100.17\", \"198.51.100.30\"]",
+                "addresses = []",
+                "dns.waypoint[0].addresses",
+            ),
+            ("id = 8", "id = 7", "dns.gateway[1].id"),
+            ("id = 8", "id = -1", "dns.gateway[1].id"),
+            (
+                "address = \"203.0.113.7\"",
+                "address = \"x\"",
+                "dns.gateway[0].address",
+            ),
+            ("gateway_id = 8", "gateway_id = 9", "dns.host[1].gateway_id"),
+            (
+                "address = \"192.168.2.10\"",
+                "address = \"192.168.2\"",
+                "dns.host[1].address",
+            ),
+            (
+                "mode = \"multihoming\"",
+                "mode = \"nat\"",
+                "dns.host[1].mode",
+            ),
+            (
+                "name = \"c.home2.aves.example.\"",
+                "name = \"c.other.example.\"",
+                "dns.host[1].name",
+            ),
+            (
+                "name = \"c.home2.aves.example.\"",
+                "name = \"tcp22.b.home1\"",
+                "dns.host[1].name",
+            ),
+            (
+                "services = [\"tcp22\"]",
+                "services = [\"tcp.22\"]",
+                "dns.host[0].services[0]",
+            ),
+            (
+                "services = [\"tcp22\"]",
+                "services = [\"tcp22\", \"tcp22\"]",
+                "dns.host[0].services[1]",
+            ),
+            ("[dns]\n", "[dns]\nttl = 0\n", "dns.ttl"),
+            (
+                "[dns]\n",
+                "[dns]\nsetup_timeout_ms = 0\n",
+                "dns.setup_timeout_ms",
+            ),
+            (
+                "[dns]\n",
+                "[dns]\nsetup_timeout_ms = 600000\n",
+                "dns.setup_timeout_ms",
+            ),
+            ("[dns]\n", "[dns]\nmax_pending = 0\n", "dns.max_pending"),
+            (
+                "[dns]\n",
+                "[dns]\nnx_penalty = { threshold = 0 }\n",
+                "dns.nx_penalty.threshold",
+            ),
+            (
+                "[dns]\n",
+                "[dns]\nnx_penalty = { ban_s = 0 }\n",
+                "dns.nx_penalty.ban_s",
+            ),
+            (
+                "[dns]\n",
+                "[dns]\nrate = { sessions_per_s = 0 }\n",
+                "dns.rate.sessions_per_s",
+            ),
+            (
+                "[dns]\n",
+                "[dns]\nsoa = { rname = \"a..b\" }\n",
+                "dns.soa.rname",
+            ),
+            (
+                "[dns]\n",
+                "[dns]\nsoa = { minimum = 100000 }\n",
+                "dns.soa.minimum",
+            ),
+        ];
+        for (from, to, key) in cases {
+            assert!(DNS.contains(from), "case {from} -> {to}");
+            let e = pd(&DNS.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(&e.key, key, "{from} -> {to}: {e}");
+            assert!(!e.message.is_empty());
+        }
+        // Hosts need a waypoint; no name servers is an error.
+        let no_w = DNS.replace(
+            "[[dns.waypoint]]\ncontrol = \"192.0.2.10:4500\"\naddresses = [\"198.51.100.10-198.51.100.17\", \"198.51.100.30\"]\n",
+            "",
+        );
+        assert_ne!(no_w, DNS);
+        assert_eq!(pd(&no_w).unwrap_err().key, "dns.waypoint");
+        let no_ns = DNS
+            .replace("[[dns.ns]]\nname = \"ns1\"\naddress = \"192.0.2.53\"\n", "")
+            .replace("[[dns.ns]]\nname = \"ns.elsewhere.example.\"\n", "");
+        assert_eq!(pd(&no_ns).unwrap_err().key, "dns.ns");
+        // Unknown keys are TOML errors that name the key.
+        let e = pd(&DNS.replace("[dns]\n", "[dns]\ncolour = 1\n")).unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
     }
 }

@@ -5,6 +5,7 @@ mod config;
 mod ctl;
 #[cfg(feature = "dpdk")]
 mod daemon;
+mod dns;
 mod roles;
 mod stats;
 
@@ -37,6 +38,13 @@ enum Cmd {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Run only the AVES-aware DNS server (the config's `[dns]` section): no DPDK, no
+    /// EAL, one thread. Stops on SIGINT or SIGTERM and prints its counters.
+    Dns {
+        /// The TOML config file (only `[dns]`, or an engine config with `[dns]`).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Send one request to a running daemon's control socket, e.g.
     /// `aves ctl route add 10.9.0.0/16 via 10.2.0.2 port b` or `aves ctl stats`.
     Ctl {
@@ -53,8 +61,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AVES_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("AVES_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_net=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -62,15 +71,29 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
                 println!(
-                    "{}: ok ({:?} role, {} ports, {} routes, {} neighbours)",
+                    "{}: ok ({:?} role, {} ports, {} routes, {} neighbours{})",
                     file.display(),
                     c.role,
                     c.ports.len(),
                     c.routes.len(),
-                    c.neighbours.len()
+                    c.neighbours.len(),
+                    c.dns
+                        .as_ref()
+                        .map_or(String::new(), |d| format!(", DNS {}", dns_summary(d)))
                 );
                 ExitCode::SUCCESS
             }
+            // A file without [engine] may be a DNS-only config for `aves dns`.
+            Err(e) if e.key == "engine" => match config::load_dns(&file) {
+                Ok(d) => {
+                    println!("{}: ok (DNS only: {})", file.display(), dns_summary(&d));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
@@ -93,6 +116,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Dns { config } => match config::load_dns(&config) {
+            Ok(spec) => run_dns(spec),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Run { config, eal } => {
             let cfg = match config::load(&config) {
                 Ok(c) => c,
@@ -102,6 +132,89 @@ fn main() -> ExitCode {
                 }
             };
             run(cfg, eal)
+        }
+    }
+}
+
+/// "zone Z: H hosts, G gateways, W waypoint addresses" for check-config.
+fn dns_summary(d: &config::DnsSpec) -> String {
+    let addresses: u64 = d
+        .waypoints
+        .iter()
+        .flat_map(|w| w.addresses.iter())
+        .map(|r| r.count())
+        .sum();
+    format!(
+        "zone {}: {} hosts, {} gateways, {} waypoint addresses",
+        d.zone,
+        d.hosts.len(),
+        d.gateways.len(),
+        addresses
+    )
+}
+
+/// `aves dns`: the DNS server alone, on a current-thread tokio runtime.
+fn run_dns(spec: config::DnsSpec) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        // The SETUP wire protocol is not merged yet: the stub sends nothing, so host A
+        // queries end in SERVFAIL after the setup timeout.
+        let stop = stop_signal();
+        let handler = dns::handler::AvesDns::new(&spec, std::sync::Arc::new(dns::StubBinder));
+        let counters = handler.counters();
+        let (udp, tcp) = dns::bind(spec.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", spec.listen))?;
+        tracing::info!(
+            zone = %spec.zone,
+            listen = %udp.local_addr()?,
+            hosts = spec.hosts.len(),
+            "DNS: serving (UDP and TCP)"
+        );
+        dns::serve(handler, udp, tcp, stop).await?;
+        for (name, n) in counters.snapshot() {
+            println!("dns {name} {n}");
+        }
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed now (call
+/// it inside the runtime, before serving), not when the future is first polled.
+fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let signals = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    async move {
+        match signals {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                tracing::warn!("cannot watch SIGINT/SIGTERM; stop with SIGKILL");
+                std::future::pending::<()>().await
+            }
         }
     }
 }

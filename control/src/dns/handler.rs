@@ -1,0 +1,1175 @@
+//! The AVES-aware DNS server's `RequestHandler`: one decision per query (AVES paper
+//! §3.3, §5.1, §6.2).
+//!
+//! | query | answer |
+//! |---|---|
+//! | from a banned querier (NXDOMAIN penalty) | none at all |
+//! | opcode other than QUERY | NOTIMP |
+//! | not exactly one question; ECS with address bits past its prefix (RFC 7871 §7.1.1) | FORMERR |
+//! | EDNS version > 0 | BADVERS (RFC 6891 §6.1.3) |
+//! | class other than IN, a name outside the zone, AXFR or IXFR | REFUSED |
+//! | apex SOA / NS / ANY | the records, TTL `ttl`, NS with glue |
+//! | in-zone name server A | its address, TTL `ttl` |
+//! | host A | SETUP via the [`Binder`]; ACCEPT: A = waypoint address, TTL 0; REJECT, timeout, rate limit, no gateway address, too many SETUPs in flight: SERVFAIL |
+//! | any other type at an existing name (AAAA for a host, ...) | NOERROR, no data, SOA |
+//! | a name that does not exist | NXDOMAIN, SOA; counts towards the querier's ban |
+//!
+//! SERVFAIL, not REFUSED or an empty answer, when no binding was made: a stub or
+//! resolver retries SERVFAIL (on the next server, or the next time), which is what the
+//! paper's "let the initiator retry" needs; it is not an answer a resolver keeps.
+//!
+//! The initiator's identity (what the SETUP names) is, in order: the querier when it is
+//! in an `intranet` prefix (/32, §3.3.1); else the IPv4 EDNS Client Subnet prefix when
+//! the query has one with a source prefix > 0 (RFC 7871); else nobody (prefix 0: the
+//! resolver's address, general mode with delayed binding at the waypoint, §3.3.2).
+//! With ECS the answer echoes the option with scope = source prefix, so a resolver that
+//! caches despite TTL 0 keeps the answer to that prefix; the waypoint can bind the
+//! prefix at once instead of waiting for the first connection in a wait state.
+//!
+//! Invariants: no panics on any input (only parsed fields are read; indexes are
+//! checked); the state lock is never held across an `.await`; the wait for a binder
+//! is bounded by `setup_timeout`.
+
+use super::limits::{NxPenalty, Pending, TokenBuckets};
+use super::zone::{Identity, Lookup, Waypoints, Zone};
+use super::{Binder, SetupOutcome, SetupRequest};
+use crate::config::DnsSpec;
+use aves_dataplane::addr::Ipv4Cidr;
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tracing::{debug, warn};
+
+/// Largest UDP payload the server answers with (the 2020 DNS flag day value).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+
+/// What the server did, by kind. Every query lands in exactly one `answer_*`/`drop_*`
+/// counter except sessions, which also count their SETUP result.
+#[derive(Debug, Default)]
+pub struct DnsCounters {
+    /// Queries seen (parsed by hickory).
+    pub queries: AtomicU64,
+    /// Host A queries answered with a waypoint address.
+    pub answer_session: AtomicU64,
+    /// Answers with records from the zone (SOA, NS, name server addresses).
+    pub answer_zone: AtomicU64,
+    /// NOERROR/NODATA answers.
+    pub answer_nodata: AtomicU64,
+    /// NXDOMAIN answers.
+    pub answer_nxdomain: AtomicU64,
+    /// REFUSED for zone transfers (AXFR/IXFR).
+    pub answer_refused_transfer: AtomicU64,
+    /// REFUSED for other classes or names outside the zone.
+    pub answer_refused: AtomicU64,
+    /// FORMERR and BADVERS.
+    pub answer_formerr: AtomicU64,
+    /// NOTIMP.
+    pub answer_notimp: AtomicU64,
+    /// SERVFAIL after a REJECT.
+    pub servfail_rejected: AtomicU64,
+    /// SERVFAIL after no ACCEPT within the timeout.
+    pub servfail_timeout: AtomicU64,
+    /// SERVFAIL: the responder's session rate is spent.
+    pub servfail_rate: AtomicU64,
+    /// SERVFAIL: too many SETUPs in flight.
+    pub servfail_busy: AtomicU64,
+    /// SERVFAIL: the gateway's address is not known yet (no REGISTER).
+    pub servfail_no_gateway: AtomicU64,
+    /// Queries not answered: the querier is banned.
+    pub drop_banned: AtomicU64,
+    /// Queriers banned.
+    pub bans: AtomicU64,
+}
+
+impl DnsCounters {
+    /// `(name, value)` for every counter, in a fixed order.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("queries", g(&self.queries)),
+            ("answer_session", g(&self.answer_session)),
+            ("answer_zone", g(&self.answer_zone)),
+            ("answer_nodata", g(&self.answer_nodata)),
+            ("answer_nxdomain", g(&self.answer_nxdomain)),
+            ("answer_refused_transfer", g(&self.answer_refused_transfer)),
+            ("answer_refused", g(&self.answer_refused)),
+            ("answer_formerr", g(&self.answer_formerr)),
+            ("answer_notimp", g(&self.answer_notimp)),
+            ("servfail_rejected", g(&self.servfail_rejected)),
+            ("servfail_timeout", g(&self.servfail_timeout)),
+            ("servfail_rate", g(&self.servfail_rate)),
+            ("servfail_busy", g(&self.servfail_busy)),
+            ("servfail_no_gateway", g(&self.servfail_no_gateway)),
+            ("drop_banned", g(&self.drop_banned)),
+            ("bans", g(&self.bans)),
+        ]
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The mutable part, behind one lock held only between awaits.
+#[derive(Debug)]
+struct State {
+    nx: NxPenalty,
+    rate: TokenBuckets,
+    waypoints: Waypoints,
+}
+
+/// The AVES-aware DNS server's request handler.
+pub struct AvesDns {
+    zone: Arc<Zone>,
+    binder: Arc<dyn Binder>,
+    state: Mutex<State>,
+    pending: Pending,
+    intranet: Vec<Ipv4Cidr>,
+    ecs: bool,
+    setup_timeout: Duration,
+    counters: Arc<DnsCounters>,
+}
+
+/// An answer ready to encode.
+#[derive(Debug)]
+struct Answer {
+    metadata: Metadata,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    additionals: Vec<Record>,
+    edns: Option<Edns>,
+}
+
+/// The EDNS Client Subnet option of a query, if any (the first one).
+fn client_subnet(edns: Option<&Edns>) -> Option<ClientSubnet> {
+    match edns?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(s) => Some(*s),
+        _ => None,
+    }
+}
+
+/// RFC 7871 §7.1.1: ADDRESS bits past SOURCE PREFIX-LENGTH must be zero.
+fn subnet_is_well_formed(s: &ClientSubnet) -> bool {
+    let p = u32::from(s.source_prefix());
+    match s.addr() {
+        IpAddr::V4(a) => p <= 32 && (p == 32 || u32::from(a) & (u32::MAX >> p) == 0),
+        IpAddr::V6(a) => p <= 128 && (p == 128 || u128::from(a) & (u128::MAX >> p) == 0),
+    }
+}
+
+fn querier_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(a) => a.to_ipv4_mapped(),
+    }
+}
+
+impl AvesDns {
+    /// A handler for the zone of `spec` that asks `binder` for bindings.
+    pub fn new(spec: &DnsSpec, binder: Arc<dyn Binder>) -> Self {
+        let zone = Arc::new(Zone::new(spec));
+        let now = Instant::now();
+        let state = State {
+            nx: NxPenalty::new(spec.nx_penalty),
+            rate: TokenBuckets::new(spec.rate, zone.hosts().len(), now),
+            waypoints: Waypoints::new(&spec.waypoints, spec.grant_memory, spec.general_wait),
+        };
+        AvesDns {
+            zone,
+            binder,
+            state: Mutex::new(state),
+            pending: Pending::new(spec.max_pending),
+            intranet: spec.intranet.clone(),
+            ecs: spec.ecs,
+            setup_timeout: spec.setup_timeout,
+            counters: Arc::new(DnsCounters::default()),
+        }
+    }
+
+    /// The zone (shared: REGISTER updates gateway addresses through it).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the REGISTER receiver (control protocol) uses it (merge)"
+        )
+    )]
+    pub fn zone(&self) -> Arc<Zone> {
+        self.zone.clone()
+    }
+
+    /// The counters (shared).
+    pub fn counters(&self) -> Arc<DnsCounters> {
+        self.counters.clone()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is not expected; if one happened, the state
+        // is still consistent enough (counters and advice), so carry on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The initiator's identity and the ECS scope to answer with (see the module doc).
+    fn identity(&self, querier: IpAddr, ecs: Option<&ClientSubnet>) -> (Identity, Option<u8>) {
+        let no_scope = ecs.map(|_| 0);
+        if let Some(q) = querier_v4(querier) {
+            if self.intranet.iter().any(|c| c.contains(q)) {
+                return (
+                    Identity {
+                        addr: q,
+                        prefix: 32,
+                    },
+                    no_scope,
+                );
+            }
+        }
+        if self.ecs {
+            if let Some(s) = ecs {
+                if let IpAddr::V4(a) = s.addr() {
+                    let p = s.source_prefix();
+                    if (1..=32).contains(&p) {
+                        let mask = u32::MAX << (32 - u32::from(p));
+                        let net = Ipv4Addr::from(u32::from(a) & mask);
+                        return (
+                            Identity {
+                                addr: net,
+                                prefix: p,
+                            },
+                            Some(p),
+                        );
+                    }
+                }
+            }
+        }
+        let addr = querier_v4(querier).unwrap_or(Ipv4Addr::UNSPECIFIED);
+        (Identity { addr, prefix: 0 }, no_scope)
+    }
+
+    /// Decides the answer to `request`; `None`: send nothing.
+    async fn answer(&self, request: &Request) -> Option<Answer> {
+        let now = Instant::now();
+        let querier = request.src().ip();
+        bump(&self.counters.queries);
+        if self.state().nx.is_banned(querier, now) {
+            bump(&self.counters.drop_banned);
+            return None;
+        }
+        // hickory drops responses before they reach a handler; be sure anyway.
+        if request.metadata.message_type != MessageType::Query {
+            return None;
+        }
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        let ecs = client_subnet(request.edns.as_ref());
+        let mut answer = Answer {
+            metadata,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+            additionals: Vec::new(),
+            edns: request.edns.as_ref().map(|e| {
+                let mut r = Edns::new();
+                r.set_max_payload(e.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+                r
+            }),
+        };
+        let fail = |mut a: Answer, code: ResponseCode, counter: &AtomicU64| {
+            bump(counter);
+            a.metadata.response_code = code;
+            Some(a)
+        };
+        if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            return fail(answer, ResponseCode::BADVERS, &self.counters.answer_formerr);
+        }
+        if request.metadata.op_code != OpCode::Query {
+            return fail(answer, ResponseCode::NotImp, &self.counters.answer_notimp);
+        }
+        let [query] = request.queries.queries() else {
+            return fail(answer, ResponseCode::FormErr, &self.counters.answer_formerr);
+        };
+        if ecs.as_ref().is_some_and(|s| !subnet_is_well_formed(s)) {
+            return fail(answer, ResponseCode::FormErr, &self.counters.answer_formerr);
+        }
+        let qtype = query.query_type();
+        if query.query_class() != DNSClass::IN {
+            return fail(answer, ResponseCode::Refused, &self.counters.answer_refused);
+        }
+        // §6.2: no zone transfers, so host names cannot be listed.
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return fail(
+                answer,
+                ResponseCode::Refused,
+                &self.counters.answer_refused_transfer,
+            );
+        }
+        let lookup = self.zone.lookup(query.name());
+        if lookup == Lookup::OutOfZone {
+            return fail(answer, ResponseCode::Refused, &self.counters.answer_refused);
+        }
+        metadata.authoritative = true;
+        answer.metadata = metadata;
+        let owner = query.original().name().clone();
+        let zone = &self.zone;
+        let nodata = |mut a: Answer| {
+            bump(&self.counters.answer_nodata);
+            a.authorities.push(zone.negative_soa().clone());
+            Some(a)
+        };
+        let with_ecs_scope = |a: &mut Answer, scope: Option<u8>| {
+            if let (Some(e), Some(mut s), Some(scope)) = (a.edns.as_mut(), ecs, scope) {
+                s.set_scope_prefix(scope);
+                // hickory's OPT::insert appends: drop an earlier echo first.
+                e.options_mut().remove(EdnsCode::Subnet);
+                e.options_mut().insert(EdnsOption::Subnet(s));
+            }
+        };
+        // Answers that do not depend on the client's subnet: scope 0 (RFC 7871 §7.2.1).
+        with_ecs_scope(&mut answer, ecs.map(|_| 0));
+        match lookup {
+            Lookup::OutOfZone => None,
+            Lookup::Apex => match qtype {
+                RecordType::SOA => {
+                    bump(&self.counters.answer_zone);
+                    answer.answers.push(zone.soa().clone());
+                    Some(answer)
+                }
+                RecordType::NS | RecordType::ANY => {
+                    bump(&self.counters.answer_zone);
+                    if qtype == RecordType::ANY {
+                        answer.answers.push(zone.soa().clone());
+                    }
+                    answer.answers.extend(zone.ns().iter().cloned());
+                    answer.additionals.extend(zone.glue().iter().cloned());
+                    Some(answer)
+                }
+                _ => nodata(answer),
+            },
+            Lookup::NsAddress(a) => match qtype {
+                RecordType::A | RecordType::ANY => {
+                    bump(&self.counters.answer_zone);
+                    answer
+                        .answers
+                        .push(Record::from_rdata(owner, zone.ttl(), RData::A(A(a))));
+                    Some(answer)
+                }
+                _ => nodata(answer),
+            },
+            Lookup::EmptyNonTerminal => nodata(answer),
+            Lookup::Host(_) if qtype != RecordType::A => nodata(answer),
+            Lookup::Host(i) => {
+                let (id, scope) = self.identity(querier, ecs.as_ref());
+                with_ecs_scope(&mut answer, scope);
+                self.session(answer, i, id, owner).await
+            }
+            Lookup::NotFound => {
+                bump(&self.counters.answer_nxdomain);
+                if self.state().nx.record_nx(querier, now) {
+                    bump(&self.counters.bans);
+                    warn!(%querier, "DNS: querier banned for asking for names that do not exist (AVES §6.2)");
+                }
+                answer.metadata.response_code = ResponseCode::NXDomain;
+                answer.authorities.push(zone.negative_soa().clone());
+                Some(answer)
+            }
+        }
+    }
+
+    /// A host A query: choose a waypoint address, SETUP, answer (§3.3, §5.1).
+    async fn session(
+        &self,
+        mut answer: Answer,
+        host_index: usize,
+        id: Identity,
+        owner: hickory_proto::rr::Name,
+    ) -> Option<Answer> {
+        let servfail = |mut a: Answer, counter: &AtomicU64| {
+            bump(counter);
+            a.metadata.response_code = ResponseCode::ServFail;
+            a.metadata.authoritative = false;
+            Some(a)
+        };
+        let host = self.zone.hosts().get(host_index)?;
+        let Some(gateway) = self.zone.gateway_address(host.gateway) else {
+            return servfail(answer, &self.counters.servfail_no_gateway);
+        };
+        let Some(slot) = self.pending.try_acquire() else {
+            return servfail(answer, &self.counters.servfail_busy);
+        };
+        let waypoint = {
+            let now = Instant::now();
+            let mut st = self.state();
+            if !st.rate.take(host_index, now) {
+                drop(st);
+                return servfail(answer, &self.counters.servfail_rate);
+            }
+            st.waypoints.choose(id, host_index, now)
+        };
+        let Some(waypoint) = waypoint else {
+            return servfail(answer, &self.counters.servfail_busy);
+        };
+        let req = SetupRequest {
+            initiator: id.addr,
+            initiator_prefix: id.prefix,
+            gateway,
+            responder: host.responder,
+            waypoint,
+            mode: host.mode,
+        };
+        let outcome = tokio::time::timeout(self.setup_timeout, self.binder.setup(req))
+            .await
+            .unwrap_or(SetupOutcome::Timeout);
+        drop(slot);
+        self.state()
+            .waypoints
+            .record(id, host_index, waypoint, &outcome, Instant::now());
+        match outcome {
+            SetupOutcome::Accept => {
+                debug!(host = %host.name, ?req, "DNS: binding accepted");
+                bump(&self.counters.answer_session);
+                // TTL 0: the binding is for this initiator; nobody may cache it (§3.3.1).
+                answer
+                    .answers
+                    .push(Record::from_rdata(owner, 0, RData::A(A(waypoint))));
+                Some(answer)
+            }
+            SetupOutcome::Reject(reason) => {
+                debug!(host = %host.name, ?req, %reason, "DNS: binding rejected");
+                servfail(answer, &self.counters.servfail_rejected)
+            }
+            SetupOutcome::Timeout => {
+                debug!(host = %host.name, ?req, "DNS: no answer to SETUP");
+                servfail(answer, &self.counters.servfail_timeout)
+            }
+        }
+    }
+}
+
+fn not_sent(request: &Request) -> ResponseInfo {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.response_code = ResponseCode::ServFail;
+    ResponseInfo::from(Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    })
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for AvesDns {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let Some(answer) = self.answer(request).await else {
+            return not_sent(request);
+        };
+        let response = MessageResponseBuilder::new(&request.queries, answer.edns.as_ref()).build(
+            answer.metadata,
+            answer.answers.iter(),
+            answer.authorities.iter(),
+            std::iter::empty(),
+            answer.additionals.iter(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                debug!(%error, "DNS: cannot send the answer");
+                not_sent(request)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::parse_dns;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::Name;
+    use hickory_proto::serialize::binary::BinEncoder;
+    use hickory_server::net::runtime::TokioTime;
+    use hickory_server::net::xfer::Protocol;
+    use hickory_server::net::NetError;
+    use hickory_server::zone_handler::MessageResponse;
+    use std::future::Future;
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::pin::Pin;
+
+    /// The zone of the handler tests.
+    pub(crate) const SPEC: &str = r#"
+[dns]
+listen = "127.0.0.1:5353"
+zone = "aves.example."
+intranet = ["10.1.0.0/16"]
+setup_timeout_ms = 300
+[[dns.ns]]
+name = "ns1"
+address = "192.0.2.53"
+[[dns.waypoint]]
+control = "192.0.2.10:4500"
+addresses = ["198.51.100.10-198.51.100.13"]
+[[dns.gateway]]
+id = 1
+address = "203.0.113.7"
+[[dns.gateway]]
+id = 2
+[[dns.host]]
+name = "b.home1"
+gateway_id = 1
+address = "192.168.1.10"
+services = ["tcp22"]
+[[dns.host]]
+name = "c.home2"
+gateway_id = 2
+address = "192.168.2.10"
+mode = "multihoming"
+[dns.nx_penalty]
+threshold = 3
+window_s = 60
+ban_s = 600
+"#;
+
+    /// What the test binder answers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Behaviour {
+        Accept,
+        Reject,
+        /// Never answers (the handler's timeout decides).
+        Silent,
+    }
+
+    /// A binder that records every SETUP and answers as told.
+    #[derive(Debug)]
+    pub(crate) struct TestBinder {
+        pub(crate) behaviour: Mutex<Behaviour>,
+        pub(crate) seen: Mutex<Vec<SetupRequest>>,
+    }
+
+    impl TestBinder {
+        pub(crate) fn new(b: Behaviour) -> Arc<Self> {
+            Arc::new(TestBinder {
+                behaviour: Mutex::new(b),
+                seen: Mutex::new(Vec::new()),
+            })
+        }
+        pub(crate) fn seen(&self) -> Vec<SetupRequest> {
+            self.seen.lock().unwrap().clone()
+        }
+        fn set(&self, b: Behaviour) {
+            *self.behaviour.lock().unwrap() = b;
+        }
+    }
+
+    impl Binder for TestBinder {
+        fn setup(&self, req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>> {
+            self.seen.lock().unwrap().push(req);
+            match *self.behaviour.lock().unwrap() {
+                Behaviour::Accept => Box::pin(async { SetupOutcome::Accept }),
+                Behaviour::Reject => Box::pin(async {
+                    SetupOutcome::Reject("initiator bound to another responder".into())
+                }),
+                Behaviour::Silent => Box::pin(std::future::pending()),
+            }
+        }
+    }
+
+    /// A response handler that keeps the encoded answer.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+
+    #[async_trait::async_trait]
+    impl ResponseHandler for Capture {
+        async fn send_response<'a>(
+            &mut self,
+            response: MessageResponse<
+                '_,
+                'a,
+                impl Iterator<Item = &'a Record> + Send + 'a,
+                impl Iterator<Item = &'a Record> + Send + 'a,
+                impl Iterator<Item = &'a Record> + Send + 'a,
+                impl Iterator<Item = &'a Record> + Send + 'a,
+            >,
+        ) -> Result<ResponseInfo, NetError> {
+            let mut bytes = Vec::new();
+            let info = response.destructive_emit(&mut BinEncoder::new(&mut bytes))?;
+            *self.0.lock().unwrap() = Some(bytes);
+            Ok(info)
+        }
+    }
+
+    fn server(text: &str, binder: Arc<TestBinder>) -> AvesDns {
+        let spec = parse_dns(Path::new("t.toml"), text).unwrap();
+        AvesDns::new(&spec, binder)
+    }
+
+    fn query(name: &str, t: RecordType) -> Message {
+        let mut m = Message::query();
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        m
+    }
+
+    fn with_edns(mut m: Message, ecs: Option<ClientSubnet>) -> Message {
+        let mut e = Edns::new();
+        e.set_max_payload(4096);
+        if let Some(s) = ecs {
+            e.options_mut().insert(EdnsOption::Subnet(s));
+        }
+        m.set_edns(e);
+        m
+    }
+
+    /// Sends `m` from `src` through the handler; the answer, or `None` if none was sent.
+    async fn ask(s: &AvesDns, src: &str, m: &Message) -> Option<Message> {
+        let src: SocketAddr = format!("{src}:5300").parse().unwrap();
+        let req = Request::from_bytes(m.to_vec().unwrap(), src, Protocol::Udp).unwrap();
+        let cap = Capture::default();
+        s.handle_request::<_, TokioTime>(&req, cap.clone()).await;
+        let bytes = cap.0.lock().unwrap().take()?;
+        let r = Message::from_vec(&bytes).unwrap();
+        assert_eq!(r.metadata.id, m.metadata.id);
+        assert_eq!(r.metadata.message_type, MessageType::Response);
+        Some(r)
+    }
+
+    fn a_of(r: &Message) -> Vec<(Ipv4Addr, u32)> {
+        r.answers
+            .iter()
+            .filter_map(|rec| match &rec.data {
+                RData::A(A(a)) => Some((*a, rec.ttl)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ecs_of(r: &Message) -> Option<ClientSubnet> {
+        client_subnet(r.edns.as_ref())
+    }
+
+    const HOST: &str = "b.home1.aves.example.";
+
+    #[tokio::test]
+    async fn intranet_querier_is_the_initiator_and_gets_a_waypoint_with_ttl_0() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        let r = ask(&s, "10.1.0.5", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(r.metadata.authoritative);
+        assert!(r.metadata.recursion_desired && !r.metadata.recursion_available);
+        let got = a_of(&r);
+        assert_eq!(got.len(), 1);
+        let (w, ttl) = got[0];
+        assert_eq!(ttl, 0, "a binding is initiator-specific: never cached");
+        assert_eq!(
+            b.seen(),
+            [SetupRequest {
+                initiator: Ipv4Addr::new(10, 1, 0, 5),
+                initiator_prefix: 32,
+                gateway: Ipv4Addr::new(203, 0, 113, 7),
+                responder: Ipv4Addr::new(192, 168, 1, 10),
+                waypoint: w,
+                mode: aves_dataplane::command::Mode::Plain,
+            }]
+        );
+        assert!(r.edns.is_none(), "no OPT without one in the query");
+        // The same initiator asking again gets the same address (its binding).
+        let r = ask(&s, "10.1.0.5", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        assert_eq!(a_of(&r), [(w, 0)]);
+        // A service name is the same host.
+        let r = ask(
+            &s,
+            "10.1.0.5",
+            &query("tcp22.B.home1.aves.example.", RecordType::A),
+        )
+        .await
+        .unwrap();
+        assert_eq!(a_of(&r), [(w, 0)]);
+        assert_eq!(
+            r.answers[0].name.to_string(),
+            "tcp22.B.home1.aves.example.",
+            "the owner name keeps the query's case (0x20)"
+        );
+        assert_eq!(b.seen().len(), 3);
+        assert_eq!(s.counters().answer_session.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn another_responder_for_the_same_initiator_gets_another_waypoint_address() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        s.zone()
+            .set_gateway_address(2, Ipv4Addr::new(203, 0, 113, 9));
+        let r1 = ask(&s, "10.1.0.5", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        let r2 = ask(
+            &s,
+            "10.1.0.5",
+            &query("c.home2.aves.example.", RecordType::A),
+        )
+        .await
+        .unwrap();
+        assert_ne!(
+            a_of(&r1)[0].0,
+            a_of(&r2)[0].0,
+            "§3.3.1: one responder per initiator and address"
+        );
+        let seen = b.seen();
+        assert_eq!(seen[1].gateway, Ipv4Addr::new(203, 0, 113, 9));
+        assert_eq!(seen[1].mode, aves_dataplane::command::Mode::MultiHoming);
+    }
+
+    #[tokio::test]
+    async fn resolver_without_ecs_means_general_mode() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        let r = ask(
+            &s,
+            "192.0.2.99",
+            &with_edns(query(HOST, RecordType::A), None),
+        )
+        .await
+        .unwrap();
+        assert_eq!(a_of(&r).len(), 1);
+        let seen = b.seen();
+        assert_eq!(seen[0].initiator, Ipv4Addr::new(192, 0, 2, 99));
+        assert_eq!(
+            seen[0].initiator_prefix, 0,
+            "initiator unknown: delayed binding"
+        );
+        let e = r.edns.as_ref().expect("OPT answered with OPT");
+        assert_eq!(e.max_payload(), MAX_UDP_PAYLOAD);
+        assert!(ecs_of(&r).is_none());
+        // Twait: the next general-mode query gets another waypoint address.
+        let r2 = ask(&s, "192.0.2.98", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        assert_ne!(a_of(&r2)[0].0, a_of(&r)[0].0);
+    }
+
+    #[tokio::test]
+    async fn ecs_names_the_initiator_prefix_and_is_echoed_with_scope() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        let ecs = ClientSubnet::new("198.18.5.0".parse().unwrap(), 24, 0);
+        let r = ask(
+            &s,
+            "192.0.2.99",
+            &with_edns(query(HOST, RecordType::A), Some(ecs)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(a_of(&r)[0].1, 0);
+        let seen = b.seen();
+        assert_eq!(seen[0].initiator, Ipv4Addr::new(198, 18, 5, 0));
+        assert_eq!(seen[0].initiator_prefix, 24);
+        let echo = ecs_of(&r).expect("ECS echoed");
+        assert_eq!(echo.addr(), ecs.addr());
+        assert_eq!(echo.source_prefix(), 24);
+        assert_eq!(echo.scope_prefix(), 24, "the answer is for this /24 only");
+
+        // Non-session answers do not depend on the subnet: scope 0.
+        let r = ask(
+            &s,
+            "192.0.2.99",
+            &with_edns(query("aves.example.", RecordType::SOA), Some(ecs)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ecs_of(&r).unwrap().scope_prefix(), 0);
+
+        // Source prefix 0: the client asked not to be identified (RFC 7871 §7.1.2).
+        let zero = ClientSubnet::new("0.0.0.0".parse().unwrap(), 0, 0);
+        let r = ask(
+            &s,
+            "192.0.2.99",
+            &with_edns(query(HOST, RecordType::A), Some(zero)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(b.seen()[1].initiator_prefix, 0);
+        assert_eq!(ecs_of(&r).unwrap().scope_prefix(), 0);
+
+        // IPv6 ECS cannot name an IPv4 initiator: general mode.
+        let v6 = ClientSubnet::new("2001:db8::".parse().unwrap(), 56, 0);
+        ask(
+            &s,
+            "192.0.2.99",
+            &with_edns(query(HOST, RecordType::A), Some(v6)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(b.seen()[2].initiator_prefix, 0);
+
+        // An intranet querier is the initiator even with ECS.
+        ask(
+            &s,
+            "10.1.2.3",
+            &with_edns(query(HOST, RecordType::A), Some(ecs)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(b.seen()[3].initiator, Ipv4Addr::new(10, 1, 2, 3));
+        assert_eq!(b.seen()[3].initiator_prefix, 32);
+
+        // Address bits past the source prefix: FORMERR (RFC 7871 §7.1.1).
+        // (The wire carries whole octets: 198.18.5.0/20 has bits set past /20.)
+        let bad = ClientSubnet::new("198.18.5.0".parse().unwrap(), 20, 0);
+        let r = ask(
+            &s,
+            "192.0.2.99",
+            &with_edns(query(HOST, RecordType::A), Some(bad)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(b.seen().len(), 4, "no SETUP for a malformed query");
+    }
+
+    #[tokio::test]
+    async fn ecs_can_be_turned_off() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(
+            &SPEC.replace("intranet =", "ecs = false\nintranet ="),
+            b.clone(),
+        );
+        let ecs = ClientSubnet::new("198.18.5.0".parse().unwrap(), 24, 0);
+        let r = ask(
+            &s,
+            "192.0.2.99",
+            &with_edns(query(HOST, RecordType::A), Some(ecs)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(b.seen()[0].initiator_prefix, 0);
+        assert_eq!(ecs_of(&r).unwrap().scope_prefix(), 0);
+    }
+
+    #[tokio::test]
+    async fn reject_and_timeout_answer_servfail_and_the_retry_gets_another_address() {
+        let b = TestBinder::new(Behaviour::Reject);
+        let s = server(SPEC, b.clone());
+        let r = ask(&s, "10.1.0.5", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+        assert!(r.answers.is_empty());
+        assert!(!r.metadata.authoritative);
+        b.set(Behaviour::Accept);
+        let r = ask(&s, "10.1.0.5", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        let seen = b.seen();
+        assert_ne!(
+            seen[1].waypoint, seen[0].waypoint,
+            "the rejected address is avoided"
+        );
+        assert_eq!(a_of(&r), [(seen[1].waypoint, 0)]);
+
+        b.set(Behaviour::Silent);
+        let t = Instant::now();
+        let r = ask(&s, "10.1.0.6", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        let waited = t.elapsed();
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+        let c = s.counters();
+        assert_eq!(c.servfail_rejected.load(Ordering::Relaxed), 1);
+        assert_eq!(c.servfail_timeout.load(Ordering::Relaxed), 1);
+        assert_eq!(s.pending.in_flight(), 0, "slots given back");
+    }
+
+    #[tokio::test]
+    async fn zone_records_and_negative_answers() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        let r = ask(&s, "192.0.2.99", &query("aves.example.", RecordType::SOA))
+            .await
+            .unwrap();
+        assert!(r.metadata.authoritative);
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.answers[0].record_type(), RecordType::SOA);
+        assert_eq!(r.answers[0].ttl, 3600, "SOA/NS are cacheable");
+
+        let r = ask(&s, "192.0.2.99", &query("aves.example.", RecordType::NS))
+            .await
+            .unwrap();
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.answers[0].record_type(), RecordType::NS);
+        let mut glue = r.clone();
+        glue.answers = r.additionals.clone();
+        assert_eq!(a_of(&glue), [(Ipv4Addr::new(192, 0, 2, 53), 3600)]);
+
+        let r = ask(&s, "192.0.2.99", &query("ns1.aves.example.", RecordType::A))
+            .await
+            .unwrap();
+        assert_eq!(a_of(&r), [(Ipv4Addr::new(192, 0, 2, 53), 3600)]);
+
+        // AAAA for a host: NOERROR, no data, the SOA for negative caching; no SETUP.
+        for t in [
+            RecordType::AAAA,
+            RecordType::MX,
+            RecordType::TXT,
+            RecordType::ANY,
+        ] {
+            let r = ask(&s, "10.1.0.5", &query(HOST, t)).await.unwrap();
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{t}");
+            assert!(r.answers.is_empty(), "{t}");
+            assert!(r.metadata.authoritative);
+            assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+            assert_eq!(r.authorities[0].ttl, 60, "min(ttl, soa minimum)");
+        }
+        assert!(b.seen().is_empty());
+
+        // An empty non-terminal exists (RFC 8020): NODATA, not NXDOMAIN.
+        let r = ask(
+            &s,
+            "192.0.2.99",
+            &query("home1.aves.example.", RecordType::A),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(r.answers.is_empty());
+
+        let r = ask(
+            &s,
+            "192.0.2.99",
+            &query("nope.aves.example.", RecordType::A),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert!(r.metadata.authoritative);
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+
+        // Not ours: REFUSED (no recursion here), also for other classes.
+        let r = ask(&s, "192.0.2.99", &query("example.org.", RecordType::A))
+            .await
+            .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+        assert!(!r.metadata.authoritative);
+        let mut ch = query("version.bind.", RecordType::TXT);
+        ch.queries[0].set_query_class(DNSClass::CH);
+        let r = ask(&s, "192.0.2.99", &ch).await.unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+    }
+
+    #[tokio::test]
+    async fn zone_transfers_are_refused() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        for t in [RecordType::AXFR, RecordType::IXFR] {
+            for src in ["10.1.0.5", "192.0.2.99"] {
+                let r = ask(&s, src, &query("aves.example.", t)).await.unwrap();
+                assert_eq!(
+                    r.metadata.response_code,
+                    ResponseCode::Refused,
+                    "{t} from {src}"
+                );
+                assert!(r.answers.is_empty());
+            }
+        }
+        assert_eq!(
+            s.counters().answer_refused_transfer.load(Ordering::Relaxed),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn name_scanner_is_ignored_for_the_ban_time() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        let scanner = "192.0.2.66";
+        for i in 0..4 {
+            let r = ask(
+                &s,
+                scanner,
+                &query(&format!("h{i}.aves.example."), RecordType::A),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.metadata.response_code, ResponseCode::NXDomain, "{i}");
+        }
+        // Over the threshold (3): no answers at all, even for names that exist.
+        assert!(ask(&s, scanner, &query("h9.aves.example.", RecordType::A))
+            .await
+            .is_none());
+        assert!(ask(&s, scanner, &query(HOST, RecordType::A))
+            .await
+            .is_none());
+        assert!(ask(&s, scanner, &query("aves.example.", RecordType::SOA))
+            .await
+            .is_none());
+        assert!(b.seen().is_empty());
+        // Others are still answered.
+        let r = ask(&s, "192.0.2.67", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        assert_eq!(a_of(&r).len(), 1);
+        let c = s.counters();
+        assert_eq!(c.bans.load(Ordering::Relaxed), 1);
+        assert_eq!(c.drop_banned.load(Ordering::Relaxed), 3);
+        // Existing names never count: an ENT or NODATA querier is not banned.
+        for _ in 0..10 {
+            ask(
+                &s,
+                "192.0.2.68",
+                &query("home1.aves.example.", RecordType::A),
+            )
+            .await
+            .unwrap();
+            ask(&s, "192.0.2.68", &query(HOST, RecordType::AAAA))
+                .await
+                .unwrap();
+        }
+        assert!(ask(&s, "192.0.2.68", &query(HOST, RecordType::A))
+            .await
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn session_rate_is_limited_per_responder() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(
+            &format!("{SPEC}\n[dns.rate]\nsessions_per_s = 1\nburst = 2\n"),
+            b.clone(),
+        );
+        s.zone()
+            .set_gateway_address(2, Ipv4Addr::new(203, 0, 113, 9));
+        for i in 0..2 {
+            let r = ask(
+                &s,
+                &format!("10.1.0.{}", 10 + i),
+                &query(HOST, RecordType::A),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        }
+        let r = ask(&s, "10.1.0.12", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.metadata.response_code,
+            ResponseCode::ServFail,
+            "burst of 2 spent"
+        );
+        assert_eq!(b.seen().len(), 2, "no SETUP over the rate");
+        // Another responder has its own bucket.
+        let r = ask(
+            &s,
+            "10.1.0.12",
+            &query("c.home2.aves.example.", RecordType::A),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(s.counters().servfail_rate.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_gateway_address_is_servfail_until_register() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        let q = query("c.home2.aves.example.", RecordType::A);
+        let r = ask(&s, "10.1.0.5", &q).await.unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+        assert!(b.seen().is_empty());
+        assert!(s
+            .zone()
+            .set_gateway_address(2, Ipv4Addr::new(203, 0, 113, 9)));
+        let r = ask(&s, "10.1.0.5", &q).await.unwrap();
+        assert_eq!(a_of(&r).len(), 1);
+        assert_eq!(b.seen()[0].gateway, Ipv4Addr::new(203, 0, 113, 9));
+        // A later REGISTER with a new address: new sessions use it.
+        s.zone()
+            .set_gateway_address(2, Ipv4Addr::new(203, 0, 113, 10));
+        ask(&s, "10.1.0.6", &q).await.unwrap();
+        assert_eq!(b.seen()[1].gateway, Ipv4Addr::new(203, 0, 113, 10));
+    }
+
+    #[tokio::test]
+    async fn setups_in_flight_are_capped() {
+        let b = TestBinder::new(Behaviour::Silent);
+        let s = Arc::new(server(
+            &SPEC.replace(
+                "setup_timeout_ms = 300",
+                "setup_timeout_ms = 2000\nmax_pending = 1",
+            ),
+            b.clone(),
+        ));
+        let s2 = s.clone();
+        let first =
+            tokio::spawn(async move { ask(&s2, "10.1.0.5", &query(HOST, RecordType::A)).await });
+        while b.seen().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let t = Instant::now();
+        let r = ask(&s, "10.1.0.6", &query(HOST, RecordType::A))
+            .await
+            .unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "at once, not after the timeout"
+        );
+        assert_eq!(s.counters().servfail_busy.load(Ordering::Relaxed), 1);
+        assert_eq!(b.seen().len(), 1);
+        first.abort();
+        let _ = first.await;
+        assert_eq!(
+            s.pending.in_flight(),
+            0,
+            "a cancelled query gives its slot back"
+        );
+    }
+
+    #[tokio::test]
+    async fn odd_queries_get_the_right_error() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        let mut m = query(HOST, RecordType::A);
+        m.metadata.op_code = OpCode::Notify;
+        let r = ask(&s, "10.1.0.5", &m).await.unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
+
+        let mut m = query(HOST, RecordType::A);
+        m.add_query(Query::query(
+            Name::from_ascii("aves.example.").unwrap(),
+            RecordType::SOA,
+        ));
+        let r = ask(&s, "10.1.0.5", &m).await.unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+
+        let mut m = Message::query();
+        m.metadata.op_code = OpCode::Query;
+        let r = ask(&s, "10.1.0.5", &m).await.unwrap();
+        assert_eq!(
+            r.metadata.response_code,
+            ResponseCode::FormErr,
+            "no question"
+        );
+
+        let mut m = with_edns(query(HOST, RecordType::A), None);
+        m.edns.as_mut().unwrap().set_version(1);
+        let r = ask(&s, "10.1.0.5", &m).await.unwrap();
+        // 16 is BADVERS in a response's OPT context (hickory decodes it as BADSIG).
+        assert_eq!(u16::from(r.metadata.response_code), 16, "BADVERS");
+        assert_eq!(r.edns.as_ref().unwrap().version(), 0);
+        assert!(b.seen().is_empty());
+    }
+}

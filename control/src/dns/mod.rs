@@ -1,0 +1,418 @@
+//! The AVES-aware DNS server (AVES paper §3.3, §5.1, §6.2) on hickory-server 0.26.
+//!
+//! An A query for a responder's name makes the server choose a waypoint address, ask the
+//! waypoint to install the binding (a SETUP, through a [`Binder`]) and, on ACCEPT, answer
+//! with the waypoint address and TTL 0. Everything else (SOA, NS, negative answers) is an
+//! ordinary authoritative zone.
+//!
+//! Files: [`zone`] (names, records, gateway addresses, waypoint choice), [`handler`] (the
+//! `RequestHandler`: one decision per query), [`limits`] (§6.2 safeguards: the NXDOMAIN
+//! penalty, the per-responder session rate, the cap on SETUPs in flight).
+//!
+//! Invariants:
+//! - The wire format of SETUP/ACCEPT/REJECT is not here: the handler only sees the
+//!   [`Binder`] trait. Whatever a binder does, the handler waits at most
+//!   `setup_timeout` for it.
+//! - An answer that names a waypoint address always has TTL 0 and only follows an
+//!   `Accept`; a `Reject` or a timeout gives SERVFAIL (the resolver or stub retries,
+//!   and nothing is cached: RFC 2308 §7.1 lets a resolver cache SERVFAIL for at most
+//!   five minutes, and resolvers in practice retry the next query).
+//! - The handler never panics on any query: hickory parses, the handler only reads
+//!   parsed fields, and every failure path answers with an rcode or not at all.
+//! - All state the handler keeps is bounded (see [`limits`] and [`zone::Waypoints`]).
+
+pub mod handler;
+pub mod limits;
+pub mod zone;
+
+use aves_dataplane::command::Mode;
+use handler::AvesDns;
+use hickory_server::Server;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+
+/// What the DNS server asks a waypoint to install: the binding of §3.3, for the
+/// initiator (or initiator prefix) the query came from.
+///
+/// `initiator_prefix` says which initiators may use the binding:
+/// - 32: exactly `initiator` (intranet mode, §3.3.1: the querier is the initiator);
+/// - 1..=31: any address in `initiator/initiator_prefix`, from EDNS Client Subnet
+///   (RFC 7871) — the waypoint can bind without the delayed-binding wait;
+/// - 0: unknown initiator (general mode, §3.3.2): `initiator` is the querying
+///   resolver's address, for the waypoint's information only, and the waypoint uses
+///   delayed binding (a wait state, Figure 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetupRequest {
+    /// The initiator A, the network address of its ECS prefix, or the resolver's address
+    /// (prefix 0).
+    pub initiator: Ipv4Addr,
+    /// 32, the ECS source prefix, or 0 (see the type's doc).
+    pub initiator_prefix: u8,
+    /// The responder's AVES-aware NAT gateway R (its current public address).
+    pub gateway: Ipv4Addr,
+    /// The responder B (its private address behind R).
+    pub responder: Ipv4Addr,
+    /// The waypoint address W that will stand for B.
+    pub waypoint: Ipv4Addr,
+    /// How R presents the initiator to B (§3.2).
+    pub mode: Mode,
+}
+
+/// A waypoint's answer to a SETUP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the control protocol's binder answers Accept/Reject (merge)"
+    )
+)]
+pub enum SetupOutcome {
+    /// ACCEPT: the binding is installed (or, for prefix 0, the wait state has begun).
+    Accept,
+    /// REJECT, with the waypoint's reason (admission control, §3.3.1).
+    Reject(String),
+    /// No answer in time (the binder's own retries, if any, are spent).
+    Timeout,
+}
+
+/// Asks a waypoint to install a binding; resolves to Accept or Reject(reason).
+///
+/// Implementations: the UDP control protocol (`proto.rs`, at merge), a ring message when
+/// co-located with a waypoint, [`StubBinder`], and test doubles. The handler bounds the
+/// wait with its own timeout, so a future that never resolves is allowed.
+pub trait Binder: Send + Sync + 'static {
+    /// Sends the SETUP and resolves with the waypoint's answer.
+    fn setup(&self, req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>>;
+}
+
+/// A binder that sends nothing and so never hears back: every SETUP ends in the
+/// handler's timeout (SERVFAIL). It stands in until the control protocol is merged;
+/// everything but host A answers works with it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StubBinder;
+
+impl Binder for StubBinder {
+    fn setup(&self, _req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A TCP connection that sends no query for this long is closed.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers queued per TCP connection.
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// Binds the UDP socket and the TCP listener of `listen` (the same port for both).
+pub async fn bind(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let udp = UdpSocket::bind(listen).await?;
+    let tcp = TcpListener::bind(udp.local_addr()?).await?;
+    Ok((udp, tcp))
+}
+
+/// Serves DNS on `udp` and `tcp` with `handler` until `shutdown` resolves, then stops
+/// gracefully (queries in progress are finished).
+pub async fn serve(
+    handler: AvesDns,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut server = Server::new(handler);
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    let token = server.shutdown_token().clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        token.cancel();
+    });
+    server
+        .block_until_done()
+        .await
+        .map_err(|e| anyhow::anyhow!("the DNS server stopped: {e}"))
+}
+
+/// End to end on a real socket: the server on 127.0.0.1 (its own thread and runtime),
+/// queried by `dig` (Debian's dnsutils; CI installs it) and by raw garbage.
+#[cfg(test)]
+mod tests {
+    use super::handler::tests::{Behaviour, TestBinder, SPEC};
+    use super::*;
+    use crate::config::parse_dns;
+    use std::net::UdpSocket as StdUdp;
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::Arc;
+
+    struct Running {
+        addr: SocketAddr,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+        binder: Arc<TestBinder>,
+        counters: Arc<handler::DnsCounters>,
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn start(text: &str) -> Running {
+        let spec = parse_dns(
+            Path::new("t.toml"),
+            &text.replace("127.0.0.1:5353", "127.0.0.1:1"),
+        )
+        .unwrap();
+        let binder = TestBinder::new(Behaviour::Accept);
+        let handler = AvesDns::new(&spec, binder.clone());
+        let counters = handler.counters();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                // Port 0 for UDP; TCP then takes the same port (retry if it is taken).
+                let (udp, tcp) = loop {
+                    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()).await {
+                        break (udp, tcp);
+                    }
+                };
+                addr_tx.send(udp.local_addr().unwrap()).unwrap();
+                serve(handler, udp, tcp, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        Running {
+            addr: addr_rx.recv().unwrap(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            binder,
+            counters,
+        }
+    }
+
+    /// Runs dig against the server; stdout.
+    fn dig(s: &Running, args: &[&str]) -> String {
+        let out = Command::new("dig")
+            .arg(format!("@{}", s.addr.ip()))
+            .arg("-p")
+            .arg(s.addr.port().to_string())
+            .args(["+time=2", "+tries=1"])
+            .args(args)
+            .output()
+            .expect("dig runs (apt-get install dnsutils)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `(name, ttl, type, data)` of the answer section (`+noall +answer`).
+    fn answers(text: &str) -> Vec<(String, u32, String, String)> {
+        text.lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                assert!(f.len() >= 5, "{l}");
+                (
+                    f[0].to_string(),
+                    f[1].parse().unwrap(),
+                    f[3].to_string(),
+                    f[4..].join(" "),
+                )
+            })
+            .collect()
+    }
+
+    const HOST: &str = "b.home1.aves.example.";
+
+    #[test]
+    fn dig_gets_a_waypoint_address_with_ttl_0() {
+        let s = start(SPEC);
+        for transport in ["+notcp", "+tcp"] {
+            let out = dig(
+                &s,
+                &[transport, "+noall", "+answer", "+comments", HOST, "A"],
+            );
+            assert!(out.contains("status: NOERROR"), "{out}");
+            assert!(out.contains("flags: qr aa"), "authoritative: {out}");
+            let a = answers(&out);
+            assert_eq!(a.len(), 1, "{out}");
+            assert_eq!(a[0].0, HOST);
+            assert_eq!(a[0].1, 0, "TTL 0: {out}");
+            assert_eq!(a[0].2, "A");
+            let w: Ipv4Addr = a[0].3.parse().unwrap();
+            assert!(
+                (10..=13).contains(&w.octets()[3]) && w.octets()[..3] == [198, 51, 100],
+                "{w}"
+            );
+            let seen = s.binder.seen();
+            assert_eq!(seen.last().unwrap().waypoint, w);
+            assert_eq!(seen.last().unwrap().initiator, Ipv4Addr::LOCALHOST);
+            assert_eq!(
+                seen.last().unwrap().initiator_prefix,
+                0,
+                "127.0.0.1 is no intranet"
+            );
+        }
+        // SOA and NS carry the zone's TTL.
+        let a = answers(&dig(&s, &["+noall", "+answer", "aves.example.", "SOA"]));
+        assert_eq!((a[0].1, a[0].2.as_str()), (3600, "SOA"));
+        let a = answers(&dig(&s, &["+noall", "+answer", "aves.example.", "NS"]));
+        assert_eq!(a[0].3, "ns1.aves.example.");
+        // AAAA: NOERROR without data.
+        let out = dig(&s, &[HOST, "AAAA"]);
+        assert!(
+            out.contains("status: NOERROR") && out.contains("ANSWER: 0"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn dig_with_client_subnet_binds_the_prefix_and_sees_the_scope() {
+        let s = start(SPEC);
+        let out = dig(&s, &["+subnet=198.18.5.0/24", HOST, "A"]);
+        assert!(
+            out.contains("CLIENT-SUBNET: 198.18.5.0/24/24"),
+            "scope echoed: {out}"
+        );
+        let seen = s.binder.seen();
+        assert_eq!(seen[0].initiator, Ipv4Addr::new(198, 18, 5, 0));
+        assert_eq!(seen[0].initiator_prefix, 24);
+    }
+
+    #[test]
+    fn dig_axfr_is_refused() {
+        let s = start(SPEC);
+        let out = dig(&s, &["aves.example.", "AXFR"]);
+        assert!(out.contains("Transfer failed"), "{out}");
+        assert!(!out.contains("b.home1"), "no host names leak: {out}");
+        let out = dig(&s, &["+notcp", "+comments", "aves.example.", "IXFR=1"]);
+        assert!(out.contains("status: REFUSED"), "{out}");
+        assert!(
+            s.counters
+                .answer_refused_transfer
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2
+        );
+    }
+
+    #[test]
+    fn garbage_does_not_kill_the_server() {
+        let s = start(SPEC);
+        let sock = StdUdp::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut packets: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0xff; 11],
+            vec![0xff; 12],
+            vec![0; 512],
+            vec![0xff; 4000],
+            // One question whose name is a compression pointer to itself.
+            [
+                &[0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0][..],
+                &[0xc0, 0x0c, 0, 1, 0, 1],
+            ]
+            .concat(),
+            // A label longer than the packet.
+            [
+                &[0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0][..],
+                &[63, b'a', b'b'],
+            ]
+            .concat(),
+            // 65535 questions announced, none present.
+            vec![
+                0x12, 0x34, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            // An OPT record with a truncated ECS option.
+            [
+                &[0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1][..],
+                b"\x01b\x05home1\x04aves\x07example\x00\x00\x01\x00\x01",
+                &[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 6, 0, 8, 0, 8, 0, 1],
+            ]
+            .concat(),
+            // A response (QR set): must not be answered (no reflection).
+            [
+                &[0x12, 0x34, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0][..],
+                b"\x04aves\x07example\x00\x00\x06\x00\x01",
+            ]
+            .concat(),
+        ];
+        // Pseudo-random packets (xorshift, fixed seed): the same every run.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for n in 0..200usize {
+            let len = 12 + (n * 7) % 300;
+            let p: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            packets.push(p);
+        }
+        let mut buf = [0u8; 4096];
+        let mut answered_response = false;
+        for (i, p) in packets.iter().enumerate() {
+            sock.send_to(p, s.addr).unwrap();
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                assert!(n >= 12, "packet {i}: an answer has a header");
+                assert!(buf[2] & 0x80 != 0, "packet {i}: answers are responses");
+                if i == 10 {
+                    answered_response = true;
+                }
+            }
+        }
+        assert!(!answered_response, "a response is never answered");
+        // Still serving, on both transports.
+        for t in ["+notcp", "+tcp"] {
+            let a = answers(&dig(&s, &[t, "+noall", "+answer", HOST, "A"]));
+            assert_eq!(a.len(), 1, "{t}");
+            assert_eq!(a[0].1, 0);
+        }
+        // Garbage on TCP too: a length prefix promising more than is sent, then close.
+        {
+            use std::io::Write;
+            let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+            let _ = c.write_all(&[0xff, 0xff, 1, 2, 3]);
+        }
+        let a = answers(&dig(
+            &s,
+            &["+tcp", "+noall", "+answer", "aves.example.", "SOA"],
+        ));
+        assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn dig_scanner_gets_silence() {
+        let s = start(SPEC);
+        for i in 0..4 {
+            let out = dig(&s, &[&format!("scan{i}.aves.example."), "A"]);
+            assert!(out.contains("status: NXDOMAIN"), "{i}: {out}");
+        }
+        let out = dig(&s, &["+time=1", HOST, "A"]);
+        assert!(!out.contains("status:"), "banned: no answer at all: {out}");
+        assert!(
+            out.contains("timed out") || out.contains("no servers"),
+            "{out}"
+        );
+        assert!(s.binder.seen().is_empty());
+    }
+}
