@@ -10,6 +10,8 @@ pkgs=(
   # end-to-end tests: namespaces and real peers
   iproute2 ethtool iputils-ping traceroute socat curl iperf3 tcpdump python3-scapy
   netcat-openbsd procps
+  # metrics e2e: a real Prometheus server and promtool (same package)
+  prometheus
 )
 missing=()
 for p in "${pkgs[@]}"; do

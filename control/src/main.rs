@@ -62,9 +62,15 @@ enum Cmd {
 fn ctl_command(socket: &std::path::Path, request: &str) -> ExitCode {
     match ctl::client(socket, request) {
         Ok(lines) => {
+            use std::io::Write;
             let failed = lines.last().is_some_and(|l| l.starts_with("error:"));
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (`aves status | head -1`) ends the output, not the process
+            // with a panic.
             for l in lines {
-                println!("{l}");
+                if writeln!(out, "{l}").is_err() {
+                    break;
+                }
             }
             if failed {
                 ExitCode::FAILURE

@@ -199,8 +199,8 @@ pub fn registry(s: &Snapshot) -> prometheus::Result<Registry> {
         )?;
         let speed = gauge_vec(
             &reg,
-            "aves_port_link_speed_bits_per_second",
-            "Link speed the device reports (0 if unknown).",
+            "aves_port_link_speed_bytes_per_second",
+            "Link speed the device reports, in bytes per second (0 if unknown).",
             &["port"],
         )?;
         for (name, d) in s.port_names.iter().zip(&s.devices) {
@@ -218,7 +218,7 @@ pub fn registry(s: &Snapshot) -> prometheus::Result<Registry> {
             up.with_label_values(l).set(i64::from(d.link_up));
             speed
                 .with_label_values(l)
-                .set(i64::from(d.speed_mbps) * 1_000_000);
+                .set(i64::from(d.speed_mbps) * 125_000);
         }
     }
 
@@ -512,8 +512,8 @@ mod tests {
         );
         assert_eq!(v("aves_port_link_up{port=\"a\"}"), Some("1".into()));
         assert_eq!(
-            v("aves_port_link_speed_bits_per_second{port=\"a\"}"),
-            Some("10000000000".into())
+            v("aves_port_link_speed_bytes_per_second{port=\"a\"}"),
+            Some("1250000000".into())
         );
         assert_eq!(
             v("aves_lcore_busy_polls_total{lcore=\"3\"}"),
