@@ -15,6 +15,8 @@ pkgs=(
   podman buildah runc debootstrap python3-venv systemd shellcheck
   # the DNS server's tests: dig
   dnsutils
+  # metrics e2e: a real Prometheus server and promtool (same package)
+  prometheus
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -42,4 +42,6 @@ echo "== tests/ops.sh (hugepages scripts with real pages, devbind safety check, 
 bash tests/ops.sh || status=1
 echo "== scripts/container-test.sh (image build, aves in the container)"
 bash scripts/container-test.sh || status=1
+echo "== tests/e2e/metrics.sh (/metrics passes promtool; a Prometheus server scrapes aves)"
+bash tests/e2e/metrics.sh || status=1
 exit $status

@@ -15,7 +15,7 @@ use aves_dataplane::pipeline::flow::{Timeouts, SECOND_NS};
 use aves_dataplane::pipeline::tunnel::AVES_UDP_PORT;
 use serde::Deserialize;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// A configuration error: the file, the key (dotted path, empty for whole-file errors)
@@ -52,6 +52,18 @@ pub enum Role {
     Waypoint,
     /// AVES-aware NAT gateway: public + private port.
     Gateway,
+}
+
+impl Role {
+    /// The name as written in the config (`router`, `waypoint`, `gateway`); also the
+    /// `role` label of `aves_build_info`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Router => "router",
+            Role::Waypoint => "waypoint",
+            Role::Gateway => "gateway",
+        }
+    }
 }
 
 /// A tunnel key from the config. `Debug` never shows the secret.
@@ -207,6 +219,8 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// CPU to pin the control thread to; `None` chooses one the lcores do not use.
     pub control_cpu: Option<usize>,
+    /// Where to serve Prometheus metrics over HTTP (`GET /metrics`); `None`: no listener.
+    pub metrics: Option<SocketAddr>,
     /// Ports, in DPDK port-id order of our own (index = our port number).
     pub ports: Vec<PortSpec>,
     /// Static routes.
@@ -371,6 +385,7 @@ struct RawControl {
     #[serde(default = "default_socket")]
     socket: PathBuf,
     cpu: Option<usize>,
+    metrics: Option<String>,
 }
 
 impl Default for RawControl {
@@ -378,6 +393,7 @@ impl Default for RawControl {
         RawControl {
             socket: default_socket(),
             cpu: None,
+            metrics: None,
         }
     }
 }
@@ -810,6 +826,15 @@ impl RawConfig {
         if self.control.socket.as_os_str().is_empty() {
             return Err(cx.err("control.socket", "empty (expected a path)"));
         }
+        let metrics = match &self.control.metrics {
+            None => None,
+            Some(m) => Some(m.parse::<SocketAddr>().map_err(|_| {
+                cx.err(
+                    "control.metrics",
+                    format!("`{m}` is not an address and port (expected e.g. \"127.0.0.1:9797\")"),
+                )
+            })?),
+        };
         for (f, v, lo, hi) in [
             ("limits.bindings", l.bindings, 1, 1 << 24),
             ("limits.connections", l.connections, 1, 1 << 24),
@@ -1092,6 +1117,7 @@ impl RawConfig {
             idle,
             control_socket: self.control.socket,
             control_cpu: self.control.cpu,
+            metrics,
             ports,
             routes,
             neighbours,
@@ -2094,6 +2120,16 @@ mac = "02:00:00:00:00:02"
                 "net_af_packet0,iface=r-b",
                 "port[1].device",
             ),
+            (
+                "socket = \"/tmp/aves-test.sock\"",
+                "socket = \"/tmp/aves-test.sock\"\nmetrics = \"localhost\"",
+                "control.metrics",
+            ),
+            (
+                "socket = \"/tmp/aves-test.sock\"",
+                "socket = \"/tmp/aves-test.sock\"\nmetrics = \"127.0.0.1:99999\"",
+                "control.metrics",
+            ),
         ];
         for (from, to, key) in cases {
             assert!(GOOD.contains(from), "case text `{from}` not in GOOD");
@@ -2118,6 +2154,23 @@ mac = "02:00:00:00:00:02"
         assert!(e.message.contains("mtu"), "{e}");
         let e = p("").unwrap_err();
         assert!(e.message.contains("engine"), "{e}");
+    }
+
+    #[test]
+    fn metrics_address_is_optional() {
+        assert_eq!(p(GOOD).unwrap().metrics, None, "absent: no listener");
+        let c = p(&GOOD.replace(
+            "socket = \"/tmp/aves-test.sock\"",
+            "socket = \"/tmp/aves-test.sock\"\nmetrics = \"127.0.0.1:9797\"",
+        ))
+        .unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:9797".parse().unwrap()));
+        let c = p(&GOOD.replace(
+            "socket = \"/tmp/aves-test.sock\"",
+            "socket = \"/tmp/aves-test.sock\"\nmetrics = \"[::1]:9100\"",
+        ))
+        .unwrap();
+        assert_eq!(c.metrics, Some("[::1]:9100".parse().unwrap()));
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //!                                           it goes when its TCP connections close
 //! binding del A W                           waypoint: remove that binding
 //! stats                                     per-port and per-reason totals, summed over lcores
+//! status                                    role, ports (engine and NIC counters, link),
+//!                                           lcores (poll rounds), mempool, top drop reasons
 //! ping                                      liveness
 //! ```
 //!
@@ -41,6 +43,8 @@ pub enum Request {
     Apply(Command),
     /// Counter totals.
     Stats,
+    /// Role, ports, lcores and the top drop reasons (`aves status`).
+    Status,
     /// Liveness.
     Ping,
 }
@@ -62,6 +66,7 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
     match words.as_slice() {
         ["ping"] => Ok(Request::Ping),
         ["stats"] => Ok(Request::Stats),
+        ["status"] => Ok(Request::Status),
         ["route", "add", p, "port", name] => Ok(Request::Apply(Command::AddRoute(Route {
             prefix: prefix(p)?.network(),
             via: None,
@@ -122,7 +127,7 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
         })),
         [] => Err("empty request".into()),
         _ => Err(format!(
-            "unknown request `{}` (expected: route add PREFIX [via ADDR] port NAME | route del PREFIX | neigh add PORT ADDR MAC | neigh del PORT ADDR | binding add A W via R to B [mode plain|multihoming] | binding del A W | stats | ping)",
+            "unknown request `{}` (expected: route add PREFIX [via ADDR] port NAME | route del PREFIX | neigh add PORT ADDR MAC | neigh del PORT ADDR | binding add A W via R to B [mode plain|multihoming] | binding del A W | stats | status | ping)",
             line.trim()
         )),
     }
@@ -182,6 +187,8 @@ addresses = ["10.2.0.1/24"]
         let c = cfg();
         assert_eq!(parse_request("ping", &c), Ok(Request::Ping));
         assert_eq!(parse_request("  stats \n", &c), Ok(Request::Stats));
+        assert_eq!(parse_request("status\n", &c), Ok(Request::Status));
+        assert!(parse_request("status now", &c).is_err());
         assert_eq!(
             parse_request("route add 10.9.1.7/16 via 10.2.0.2 port b", &c),
             Ok(Request::Apply(Command::AddRoute(Route {

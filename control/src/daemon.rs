@@ -7,12 +7,19 @@
 //!
 //! Every lcore in the EAL core list is a worker and owns queue `i` of every port, so
 //! each port gets as many RX/TX queue pairs as there are lcores. The control thread is
-//! pinned to a CPU no lcore uses, when one exists.
+//! pinned to a CPU no lcore uses, when one exists; its helper threads (notice relay,
+//! metrics HTTP server) inherit that pinning.
+//!
+//! The control side reads counters but never writes them: `stats`, `status` and
+//! `/metrics` read the lcores' per-core counters, and the NIC counters through
+//! [`dpdk_sys::port_stats`], which is safe from any thread. The control thread is joined
+//! before the ports close, so it never reads a closed port.
 
 use crate::config::{Config, IdlePolicy, Role};
 use crate::ctl::{self, Request};
+use crate::metrics;
 use crate::roles;
-use crate::stats;
+use crate::stats::{self, PoolStats, PortDevice, Snapshot};
 use anyhow::{bail, Context, Result};
 use aves_dataplane::addr::MacAddr;
 use aves_dataplane::command::{Command, Envelope, Notice, Outcome};
@@ -25,6 +32,7 @@ use aves_dataplane::pipeline::Role as RoleTrait;
 use dpdk_sys::ring::{self, Consumer, MbufConsumer, MbufProducer, Producer, ValueConsumer};
 use dpdk_sys::{Eal, Mbuf, Mempool, Port, PortConf};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
@@ -278,6 +286,27 @@ fn run_workers<R: RoleTrait<Mbuf> + Send + 'static>(
         all_counters.push(counters);
     }
 
+    let sources = Sources {
+        counters: all_counters.clone(),
+        lcores: lcores.clone(),
+        port_ids: ports.iter().map(Port::id).collect(),
+        pool: Arc::clone(&pool),
+        start_time_s: stats::unix_time_s(),
+    };
+    let metrics_listener = match cfg.metrics {
+        None => None,
+        Some(addr) => {
+            let l = TcpListener::bind(addr).with_context(|| {
+                format!(
+                    "{}: control.metrics: cannot listen on {addr} (in use, or not an address of this host)",
+                    cfg.file.display()
+                )
+            })?;
+            info!(address = %addr, "metrics served at http://{addr}/metrics");
+            Some(l)
+        }
+    };
+
     // Control thread on a CPU no lcore uses.
     let lcore_cpus: Vec<usize> = lcores.iter().filter_map(|l| eal.lcore_cpu(*l)).collect();
     let control_cpu = cfg.control_cpu.or_else(|| {
@@ -290,7 +319,6 @@ fn run_workers<R: RoleTrait<Mbuf> + Send + 'static>(
     let control = {
         let cfg = cfg.clone();
         let stop = Arc::clone(&stop);
-        let counters = all_counters.clone();
         std::thread::Builder::new()
             .name("aves-control".into())
             .spawn(move || {
@@ -300,7 +328,7 @@ fn run_workers<R: RoleTrait<Mbuf> + Send + 'static>(
                     }
                     _ => warn!("no free CPU for the control thread; it shares a CPU with an lcore"),
                 }
-                control_loop(&cfg, links, notice_rxs, &counters, &stop)
+                control_loop(&cfg, links, notice_rxs, &sources, metrics_listener, &stop)
             })
             .context("spawning the control thread")?
     };
@@ -378,13 +406,65 @@ fn lock(links: &Links) -> MutexGuard<'_, Vec<LcoreLink>> {
     links.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs the control thread's two jobs until `stop`: the notice relay (in a scoped
-/// thread) and the control socket.
+/// What the control side reads counters and device state from.
+struct Sources {
+    /// Per-core counters; core `i` runs on `lcores[i]`.
+    counters: Vec<Arc<CoreCounters>>,
+    lcores: Vec<u32>,
+    /// DPDK port id per config port.
+    port_ids: Vec<u16>,
+    pool: Arc<Mempool>,
+    start_time_s: f64,
+}
+
+impl Sources {
+    /// Reads everything now.
+    fn snapshot(&self, cfg: &Config) -> Snapshot {
+        let devices = self
+            .port_ids
+            .iter()
+            .map(|&id| {
+                let link = dpdk_sys::port_link(id);
+                let s = dpdk_sys::port_stats(id);
+                Some(PortDevice {
+                    link_up: link.up,
+                    speed_mbps: link.speed_mbps,
+                    nic: stats::NicStats {
+                        ipackets: s.ipackets,
+                        opackets: s.opackets,
+                        ibytes: s.ibytes,
+                        obytes: s.obytes,
+                        imissed: s.imissed,
+                        ierrors: s.ierrors,
+                        oerrors: s.oerrors,
+                        rx_nombuf: s.rx_nombuf,
+                    },
+                })
+            })
+            .collect();
+        let pool = PoolStats {
+            available: u64::from(self.pool.avail_count()),
+            size: u64::from(self.pool.size()),
+        };
+        Snapshot::take(
+            cfg,
+            &self.counters,
+            &self.lcores,
+            devices,
+            Some(pool),
+            self.start_time_s,
+        )
+    }
+}
+
+/// Runs the control thread's jobs until `stop`: the notice relay and the metrics server
+/// (in scoped threads) and the control socket.
 fn control_loop(
     cfg: &Config,
     links: Vec<LcoreLink>,
     notices: Vec<(u32, ValueConsumer<Notice>)>,
-    counters: &[Arc<CoreCounters>],
+    sources: &Sources,
+    metrics_listener: Option<TcpListener>,
     stop: &AtomicBool,
 ) -> Result<()> {
     let links = Mutex::new(links);
@@ -393,7 +473,18 @@ fn control_loop(
             .name("aves-relay".into())
             .spawn_scoped(s, || relay(&links, notices, stop))
             .context("spawning the notice relay")?;
-        serve_socket(cfg, &links, counters, stop)
+        if let Some(listener) = metrics_listener {
+            std::thread::Builder::new()
+                .name("aves-metrics".into())
+                .spawn_scoped(s, move || {
+                    let scrape = || metrics::render(&sources.snapshot(cfg));
+                    if let Err(e) = metrics::serve(&listener, stop, &scrape) {
+                        warn!("metrics server stopped: {e}");
+                    }
+                })
+                .context("spawning the metrics server")?;
+        }
+        serve_socket(cfg, &links, sources, stop)
     })
 }
 
@@ -449,12 +540,7 @@ fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &A
 }
 
 /// Serves the control socket until `stop`.
-fn serve_socket(
-    cfg: &Config,
-    links: &Links,
-    counters: &[Arc<CoreCounters>],
-    stop: &AtomicBool,
-) -> Result<()> {
+fn serve_socket(cfg: &Config, links: &Links, sources: &Sources, stop: &AtomicBool) -> Result<()> {
     let path = &cfg.control_socket;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -474,7 +560,7 @@ fn serve_socket(
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = serve(stream, cfg, links, counters, &mut seq) {
+                if let Err(e) = serve(stream, cfg, links, sources, &mut seq) {
                     warn!("control connection: {e:#}");
                 }
             }
@@ -493,7 +579,7 @@ fn serve(
     stream: UnixStream,
     cfg: &Config,
     links: &Links,
-    counters: &[Arc<CoreCounters>],
+    sources: &Sources,
     seq: &mut u64,
 ) -> Result<()> {
     stream.set_nonblocking(false)?;
@@ -516,7 +602,12 @@ fn serve(
             Ok(Request::Ping) => vec!["ok pong".into()],
             Ok(Request::Stats) => {
                 let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
-                let mut l = stats::sum(counters, cfg.ports.len()).lines(&names);
+                let mut l = stats::sum(&sources.counters, cfg.ports.len()).lines(&names);
+                l.push("ok".into());
+                l
+            }
+            Ok(Request::Status) => {
+                let mut l = sources.snapshot(cfg).status_lines();
                 l.push("ok".into());
                 l
             }

@@ -1,4 +1,4 @@
-//! The `aves` binary: `aves run`, `aves check-config`, `aves ctl`.
+//! The `aves` binary: `aves run`, `aves check-config`, `aves ctl`, `aves status`.
 #![deny(unsafe_code)]
 
 mod config;
@@ -6,6 +6,7 @@ mod ctl;
 #[cfg(feature = "dpdk")]
 mod daemon;
 mod dns;
+mod metrics;
 mod roles;
 mod stats;
 
@@ -55,6 +56,41 @@ enum Cmd {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         request: Vec<String>,
     },
+    /// Show a running daemon's role, ports (engine and NIC counters, link), lcores (poll
+    /// rounds), mempool and top drop reasons. Same as `aves ctl status`.
+    Status {
+        /// Control socket of the daemon.
+        #[arg(long, short, default_value_os_t = config::default_socket())]
+        socket: PathBuf,
+    },
+}
+
+/// Sends `request` to the daemon at `socket`, prints the reply; fails when the daemon
+/// answered `error:` or could not be reached.
+fn ctl_command(socket: &std::path::Path, request: &str) -> ExitCode {
+    match ctl::client(socket, request) {
+        Ok(lines) => {
+            use std::io::Write;
+            let failed = lines.last().is_some_and(|l| l.starts_with("error:"));
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (`aves status | head -1`) ends the output, not the process
+            // with a panic.
+            for l in lines {
+                if writeln!(out, "{l}").is_err() {
+                    break;
+                }
+            }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -99,23 +135,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Ctl { socket, request } => match ctl::client(&socket, &request.join(" ")) {
-            Ok(lines) => {
-                let failed = lines.last().is_some_and(|l| l.starts_with("error:"));
-                for l in lines {
-                    println!("{l}");
-                }
-                if failed {
-                    ExitCode::FAILURE
-                } else {
-                    ExitCode::SUCCESS
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Cmd::Ctl { socket, request } => ctl_command(&socket, &request.join(" ")),
+        Cmd::Status { socket } => ctl_command(&socket, "status"),
         Cmd::Dns { config } => match config::load_dns(&config) {
             Ok(spec) => run_dns(spec),
             Err(e) => {
@@ -234,4 +255,23 @@ fn run(cfg: config::Config, eal: Vec<String>) -> ExitCode {
 fn run(_cfg: config::Config, _eal: Vec<String>) -> ExitCode {
     eprintln!("error: this aves was built without the `dpdk` feature and cannot run the engine");
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_command_line() {
+        let cli = Cli::try_parse_from(["aves", "status", "--socket", "/tmp/x.sock"]).unwrap();
+        match cli.command {
+            Cmd::Status { socket } => assert_eq!(socket, PathBuf::from("/tmp/x.sock")),
+            c => panic!("{c:?}"),
+        }
+        let cli = Cli::try_parse_from(["aves", "status"]).unwrap();
+        assert!(
+            matches!(cli.command, Cmd::Status { socket } if socket == config::default_socket())
+        );
+        assert!(Cli::try_parse_from(["aves", "status", "extra"]).is_err());
+    }
 }

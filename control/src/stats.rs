@@ -1,15 +1,35 @@
-//! Summing per-core counters into the totals that `aves ctl stats` and shutdown print.
+//! Summing per-core counters into the totals that `aves ctl stats` and shutdown print,
+//! and the [`Snapshot`] that `aves status` and the Prometheus exposition are made from.
 //!
-//! The text format is stable and line-oriented so scripts and tests can read it:
+//! The text formats are stable and line-oriented so scripts and tests can read them.
+//! `stats`:
 //!
 //! ```text
 //! port NAME rx_packets=N rx_bytes=N tx_packets=N tx_bytes=N
 //! drop REASON N            (only reasons with N > 0)
 //! event NAME N
 //! ```
+//!
+//! `status` ([`Snapshot::status_lines`]):
+//!
+//! ```text
+//! role ROLE version VERSION uptime_s=N
+//! port NAME link=up|down rx_packets=N ... nic_imissed=N nic_ierrors=N nic_oerrors=N nic_rx_nombuf=N
+//! lcore ID busy_polls=N idle_polls=N busy_pct=P
+//! mempool available=N size=N
+//! drop REASON N            (non-zero reasons, most first, at most TOP_DROPS)
+//! ```
+//!
+//! Invariant: reading never writes a counter. Lcores only bump their own plain per-core
+//! counters; everything here is done by the control thread at read time.
 
+use crate::config::Config;
 use aves_dataplane::counters::{CoreCounters, DropReason, EventCounters};
 use std::sync::Arc;
+use std::time::SystemTime;
+
+/// How many drop reasons `status` lists.
+pub const TOP_DROPS: usize = 10;
 
 /// Totals of one port over all cores.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +120,217 @@ impl Totals {
     }
 }
 
+/// A port's device counters (DPDK's `rte_eth_stats`), as read by the control thread.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NicStats {
+    /// Packets the device received (`ipackets`).
+    pub ipackets: u64,
+    /// Packets the device sent (`opackets`).
+    pub opackets: u64,
+    /// Bytes received (`ibytes`).
+    pub ibytes: u64,
+    /// Bytes sent (`obytes`).
+    pub obytes: u64,
+    /// Packets dropped by the device because the RX queue was full (`imissed`).
+    pub imissed: u64,
+    /// Erroneous packets received (`ierrors`).
+    pub ierrors: u64,
+    /// Failed transmissions (`oerrors`).
+    pub oerrors: u64,
+    /// RX mbuf allocation failures (`rx_nombuf`).
+    pub rx_nombuf: u64,
+}
+
+/// What the device layer reports about one port at read time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PortDevice {
+    /// Link up.
+    pub link_up: bool,
+    /// Link speed in Mb/s (0 if unknown).
+    pub speed_mbps: u32,
+    /// Device counters.
+    pub nic: NicStats,
+}
+
+/// Poll rounds of one lcore.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LcorePolls {
+    /// EAL lcore id.
+    pub lcore: u32,
+    /// Rounds that received at least one packet.
+    pub busy: u64,
+    /// Rounds that received nothing.
+    pub idle: u64,
+}
+
+/// The packet pool at read time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Mbufs free (in the ring and the per-lcore caches).
+    pub available: u64,
+    /// Mbufs in the pool.
+    pub size: u64,
+}
+
+/// Everything `status` and `/metrics` show, read at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The role's name (`router`, `waypoint`, `gateway`).
+    pub role: &'static str,
+    /// The aves version.
+    pub version: &'static str,
+    /// Port names, in config order.
+    pub port_names: Vec<String>,
+    /// Configured IP MTU per port.
+    pub port_mtus: Vec<u16>,
+    /// Engine counters summed over lcores.
+    pub totals: Totals,
+    /// Device state per port (config order); `None` when not read (no EAL).
+    pub devices: Vec<Option<PortDevice>>,
+    /// Poll rounds per lcore.
+    pub lcores: Vec<LcorePolls>,
+    /// The packet pool; `None` when not read.
+    pub pool: Option<PoolStats>,
+    /// Configured per-lcore table capacities by table name (those of the role).
+    pub capacities: Vec<(&'static str, u64)>,
+    /// When the daemon started, seconds since the Unix epoch.
+    pub start_time_s: f64,
+    /// When this snapshot was taken, seconds since the Unix epoch.
+    pub now_s: f64,
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_time_s() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The per-lcore table capacities `cfg` sets for its role, by table name.
+pub fn capacities(cfg: &Config) -> Vec<(&'static str, u64)> {
+    use crate::config::Role;
+    let l = &cfg.limits;
+    let mut c = vec![
+        ("routes", l.routes as u64),
+        ("neighbours", l.neighbours as u64),
+        ("pending", l.pending as u64),
+    ];
+    match cfg.role {
+        Role::Router => {}
+        Role::Waypoint => {
+            c.push(("bindings", l.bindings as u64));
+            c.push(("connections", l.connections as u64));
+        }
+        Role::Gateway => {
+            c.push(("flows", l.flows as u64));
+            c.push(("reassembly_contexts", l.reassembly_contexts as u64));
+            c.push(("reassembly_bytes", l.reassembly_bytes as u64));
+            if let Some(g) = cfg.gateway {
+                c.push(("nat_ports", u64::from(g.nat_ports.1 - g.nat_ports.0) + 1));
+            }
+        }
+    }
+    c
+}
+
+impl Snapshot {
+    /// Reads the counters of `cores` (core `i` runs on lcore `lcores[i]`) and combines
+    /// them with what the device layer reported (`devices`, `pool`).
+    pub fn take(
+        cfg: &Config,
+        cores: &[Arc<CoreCounters>],
+        lcores: &[u32],
+        devices: Vec<Option<PortDevice>>,
+        pool: Option<PoolStats>,
+        start_time_s: f64,
+    ) -> Snapshot {
+        Snapshot {
+            role: cfg.role.name(),
+            version: env!("CARGO_PKG_VERSION"),
+            port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            port_mtus: cfg.ports.iter().map(|p| p.mtu).collect(),
+            totals: sum(cores, cfg.ports.len()),
+            devices,
+            lcores: cores
+                .iter()
+                .zip(lcores)
+                .map(|(c, &lcore)| LcorePolls {
+                    lcore,
+                    busy: c.events.busy_polls.get(),
+                    idle: c.events.idle_polls.get(),
+                })
+                .collect(),
+            pool,
+            capacities: capacities(cfg),
+            start_time_s,
+            now_s: unix_time_s(),
+        }
+    }
+
+    /// Non-zero drop reasons, most first (ties by name), at most `n`.
+    pub fn top_drops(&self, n: usize) -> Vec<(DropReason, u64)> {
+        let mut d: Vec<(DropReason, u64)> = DropReason::ALL
+            .iter()
+            .map(|&r| (r, self.totals.drops[r as usize]))
+            .filter(|&(_, v)| v > 0)
+            .collect();
+        d.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.name().cmp(b.0.name())));
+        d.truncate(n);
+        d
+    }
+
+    /// The `status` reply (without the final `ok`); format in the module docs.
+    pub fn status_lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "role {} version {} uptime_s={}",
+            self.role,
+            self.version,
+            (self.now_s - self.start_time_s).max(0.0) as u64
+        )];
+        for (i, name) in self.port_names.iter().enumerate() {
+            let p = self.totals.ports.get(i).copied().unwrap_or_default();
+            let mut l = format!("port {name}");
+            if let Some(Some(d)) = self.devices.get(i) {
+                l += &format!(" link={}", if d.link_up { "up" } else { "down" });
+            }
+            l += &format!(
+                " rx_packets={} rx_bytes={} tx_packets={} tx_bytes={}",
+                p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes
+            );
+            if let Some(Some(d)) = self.devices.get(i) {
+                let n = d.nic;
+                l += &format!(
+                    " nic_imissed={} nic_ierrors={} nic_oerrors={} nic_rx_nombuf={}",
+                    n.imissed, n.ierrors, n.oerrors, n.rx_nombuf
+                );
+            }
+            out.push(l);
+        }
+        for c in &self.lcores {
+            let rounds = c.busy + c.idle;
+            let pct = if rounds == 0 {
+                0.0
+            } else {
+                c.busy as f64 * 100.0 / rounds as f64
+            };
+            out.push(format!(
+                "lcore {} busy_polls={} idle_polls={} busy_pct={pct:.1}",
+                c.lcore, c.busy, c.idle
+            ));
+        }
+        if let Some(p) = self.pool {
+            out.push(format!("mempool available={} size={}", p.available, p.size));
+        }
+        for (r, n) in self.top_drops(TOP_DROPS) {
+            out.push(format!("drop {} {n}", r.name()));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -123,5 +352,81 @@ mod tests {
         assert!(lines.contains(&"drop no_route 2".into()));
         assert!(lines.contains(&"event icmp_sent 1".into()));
         assert!(!lines.iter().any(|l| l.starts_with("drop truncated")));
+    }
+
+    fn router_cfg() -> Config {
+        crate::config::parse(
+            std::path::Path::new("t.toml"),
+            "[engine]\nrole = \"router\"\n[[port]]\nname = \"a\"\ndevice = \"net_null0\"\n[[port]]\nname = \"b\"\ndevice = \"net_null1\"\n",
+        )
+        .unwrap()
+    }
+
+    /// A snapshot with known counters: lcore 3 and lcore 5, some drops, device state
+    /// for port a only.
+    pub(crate) fn sample() -> Snapshot {
+        let a = Arc::new(CoreCounters::default());
+        let b = Arc::new(CoreCounters::default());
+        a.rx(0, 100);
+        b.tx(1, 60);
+        for _ in 0..3 {
+            a.count_drop(DropReason::NoRoute);
+        }
+        b.count_drop(DropReason::TtlExceeded);
+        b.count_drop(DropReason::ArpIgnored);
+        a.events.busy_polls.add(1);
+        a.events.idle_polls.add(3);
+        b.events.idle_polls.add(7);
+        a.events.icmp_sent.add(2);
+        let dev = PortDevice {
+            link_up: true,
+            speed_mbps: 10_000,
+            nic: NicStats {
+                ipackets: 5,
+                imissed: 4,
+                ..NicStats::default()
+            },
+        };
+        let mut s = Snapshot::take(
+            &router_cfg(),
+            &[a, b],
+            &[3, 5],
+            vec![Some(dev), None],
+            Some(PoolStats {
+                available: 8000,
+                size: 8191,
+            }),
+            100.0,
+        );
+        s.now_s = 142.5;
+        s
+    }
+
+    #[test]
+    fn status_lists_ports_lcores_and_top_drops() {
+        let s = sample();
+        assert_eq!(
+            s.status_lines(),
+            vec![
+                format!("role router version {} uptime_s=42", env!("CARGO_PKG_VERSION")),
+                "port a link=up rx_packets=1 rx_bytes=100 tx_packets=0 tx_bytes=0 nic_imissed=4 nic_ierrors=0 nic_oerrors=0 nic_rx_nombuf=0".to_string(),
+                "port b rx_packets=0 rx_bytes=0 tx_packets=1 tx_bytes=60".to_string(),
+                "lcore 3 busy_polls=1 idle_polls=3 busy_pct=25.0".to_string(),
+                "lcore 5 busy_polls=0 idle_polls=7 busy_pct=0.0".to_string(),
+                "mempool available=8000 size=8191".to_string(),
+                "drop no_route 3".to_string(),
+                "drop arp_ignored 1".to_string(),
+                "drop ttl_exceeded 1".to_string(),
+            ]
+        );
+        assert_eq!(s.top_drops(1), vec![(DropReason::NoRoute, 3)]);
+    }
+
+    #[test]
+    fn capacities_follow_the_role() {
+        let c = capacities(&router_cfg());
+        let names: Vec<_> = c.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["routes", "neighbours", "pending"]);
+        assert_eq!(c[0].1, 1024);
     }
 }

@@ -3,7 +3,8 @@
 //! - [`raw`]: bindgen output (allowlisted) plus the `aves_*` C shim that exports DPDK's
 //!   static-inline fast-path functions (rx/tx burst, mbuf ops, ring ops, lcore id, TSC).
 //! - Safe wrappers: [`Eal`] (init, lcores, launch/wait, cleanup), [`Port`] (configure,
-//!   start/stop/close, link, stats, xstats, MAC, per-queue handles [`RxQueue`]/[`TxQueue`]),
+//!   start/stop/close, link, stats, xstats, MAC, per-queue handles [`RxQueue`]/[`TxQueue`];
+//!   [`port_stats`] and [`port_link`] read any port's counters from any thread),
 //!   [`Mempool`], the owning [`Mbuf`] (frees on drop), [`Burst`] (a 32-slot array of
 //!   owned mbufs), and [`ring`] (typed single-producer/single-consumer channels).
 //!
@@ -26,7 +27,7 @@ mod port;
 
 pub use eal::{lcore_id, tsc, tsc_hz, Eal};
 pub use mbuf::{Burst, Mbuf, Mempool, BURST_SIZE};
-pub use port::{LinkStatus, Port, PortConf, PortStats, RxQueue, TxQueue};
+pub use port::{port_link, port_stats, LinkStatus, Port, PortConf, PortStats, RxQueue, TxQueue};
 
 use std::ffi::CStr;
 use std::fmt;

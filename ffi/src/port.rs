@@ -55,6 +55,49 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
+/// Device counters of port `id` (`rte_eth_stats_get`); zeros if `id` is not a valid
+/// port.
+///
+/// Safe from any thread, also while lcores poll the port's queues: the drivers read
+/// their per-queue counters without taking or changing queue state, and an invalid id
+/// is refused by DPDK. It is for the control thread, which holds port ids but not the
+/// [`Port`]s (the main thread owns those). Call it only before the port is closed: a
+/// closed id may be reused by another device.
+pub fn port_stats(id: u16) -> PortStats {
+    let mut s = raw::rte_eth_stats::default();
+    // SAFETY: s is a valid out-pointer; DPDK validates the port id.
+    let rc = unsafe { raw::rte_eth_stats_get(id, &mut s) };
+    if rc < 0 {
+        return PortStats::default();
+    }
+    PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
+}
+
+/// Link state of port `id`, without waiting; down if `id` is not a valid port. Safe from
+/// any thread, like [`port_stats`].
+pub fn port_link(id: u16) -> LinkStatus {
+    let (mut speed, mut up, mut fd) = (0u32, 0i32, 0i32);
+    // SAFETY: valid out-pointers; DPDK validates the port id.
+    let rc = unsafe { raw::aves_link(id, &mut speed, &mut up, &mut fd) };
+    if rc < 0 {
+        return LinkStatus::default();
+    }
+    LinkStatus {
+        up: up != 0,
+        speed_mbps: speed,
+        full_duplex: fd != 0,
+    }
+}
+
 /// A configured port. Queue handles are taken out once each with
 /// [`Port::take_rx_queue`] / [`Port::take_tx_queue`].
 #[derive(Debug)]
@@ -216,37 +259,12 @@ impl Port {
 
     /// Link state, without waiting.
     pub fn link(&self) -> LinkStatus {
-        let (mut speed, mut up, mut fd) = (0u32, 0i32, 0i32);
-        // SAFETY: valid out-pointers.
-        let rc = unsafe { raw::aves_link(self.id, &mut speed, &mut up, &mut fd) };
-        if rc < 0 {
-            return LinkStatus::default();
-        }
-        LinkStatus {
-            up: up != 0,
-            speed_mbps: speed,
-            full_duplex: fd != 0,
-        }
+        port_link(self.id)
     }
 
     /// Device counters.
     pub fn stats(&self) -> PortStats {
-        let mut s = raw::rte_eth_stats::default();
-        // SAFETY: s is a valid out-pointer.
-        let rc = unsafe { raw::rte_eth_stats_get(self.id, &mut s) };
-        if rc < 0 {
-            return PortStats::default();
-        }
-        PortStats {
-            ipackets: s.ipackets,
-            opackets: s.opackets,
-            ibytes: s.ibytes,
-            obytes: s.obytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            oerrors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        }
+        port_stats(self.id)
     }
 
     /// Extended device counters by name.

@@ -104,6 +104,19 @@ fn eal_ports_mbufs_rings_and_lcores() {
     }
     let s = port.stats();
     assert_eq!((s.ipackets, s.opackets), (8, 8));
+    let id = port.id();
+    let from_thread = std::thread::spawn(move || dpdk_sys::port_stats(id))
+        .join()
+        .expect("stats thread");
+    assert_eq!(
+        from_thread, s,
+        "port_stats from another thread reads the same"
+    );
+    assert_eq!(
+        dpdk_sys::port_stats(u16::MAX),
+        dpdk_sys::PortStats::default()
+    );
+    assert_eq!(dpdk_sys::port_link(id), port.link());
     assert!(port
         .xstats()
         .expect("xstats")
