@@ -5,6 +5,8 @@ mod config;
 mod ctl;
 #[cfg(feature = "dpdk")]
 mod daemon;
+#[allow(dead_code)] // used by the SETUP service (next commit)
+mod proto;
 mod roles;
 mod stats;
 

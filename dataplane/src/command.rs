@@ -23,7 +23,7 @@ pub struct Route {
 }
 
 /// How the gateway presents the initiator to the responder (AVES paper §3.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// The responder sees the initiator's real address (one gateway).
     Plain,
