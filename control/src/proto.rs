@@ -143,6 +143,7 @@ impl RejectReason {
         RejectReason::ALL.into_iter().find(|r| *r as u8 == v)
     }
     /// Parses [`RejectReason::name`].
+    #[cfg(test)]
     pub fn from_name(s: &str) -> Option<RejectReason> {
         RejectReason::ALL.into_iter().find(|r| r.name() == s)
     }
@@ -222,6 +223,7 @@ impl Message {
         }
     }
     /// The length of the message on the wire, tag included.
+    #[cfg(test)]
     pub fn wire_len(&self) -> usize {
         wire_len(self.msg_type()).unwrap_or(0)
     }
@@ -605,6 +607,7 @@ impl Verifier {
     }
 
     /// Number of (key, sender) replay windows held.
+    #[cfg(test)]
     pub fn peers(&self) -> usize {
         self.windows.len()
     }

@@ -50,6 +50,26 @@ pub struct Binding {
     pub pinned: bool,
 }
 
+/// A delayed-binding wait state (AVES paper §3.3.2, Figure 6): for `duration_ns` the
+/// waypoint address `waypoint` binds every admissible new connection from a source in
+/// `sources` that has no binding there to `responder` behind `gateway`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitSpec {
+    /// The waypoint address W that enters the wait state.
+    pub waypoint: Ipv4Addr,
+    /// Who may claim: 0.0.0.0/0 when only the initiator's resolver is known, the EDNS
+    /// Client Subnet prefix when the DNS server had one (RFC 7871).
+    pub sources: Ipv4Cidr,
+    /// The responder's gateway R.
+    pub gateway: Ipv4Addr,
+    /// The responder B.
+    pub responder: Ipv4Addr,
+    /// Plain or multi-homing.
+    pub mode: Mode,
+    /// Twait (2 s in the paper), from when the lcore applies the command.
+    pub duration_ns: u64,
+}
+
 /// A change to an lcore's tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -79,13 +99,19 @@ pub enum Command {
     /// Install (or refresh) a waypoint binding; refused with `Conflict` when the
     /// (initiator, waypoint) pair is bound to another responder (§3.3.1).
     AddBinding(Binding),
-    /// Remove the binding of (initiator, waypoint).
+    /// Remove the binding of (initiator, waypoint); with `responder`, only when it is
+    /// bound to that responder (`NotFound` otherwise: how the SETUP service undoes an
+    /// `AddBinding` that some lcores accepted and others refused).
     DelBinding {
         /// The initiator.
         initiator: Ipv4Addr,
         /// The waypoint address.
         waypoint: Ipv4Addr,
+        /// Only if bound to this responder.
+        responder: Option<Ipv4Addr>,
     },
+    /// Put a waypoint address in a delayed-binding wait state (replacing one it is in).
+    BeginWait(WaitSpec),
     /// A neighbour another lcore learned from ARP: learn it here too (dynamic entry,
     /// expires like one learned locally; never overrides a static entry).
     LearnNeighbour {
@@ -100,25 +126,48 @@ pub enum Command {
 
 /// An lcore tells control what it learned, by value over a ring (no allocation), so that
 /// control can pass it to the other lcores (see `docs/decisions/0005-state-across-lcores.md`).
-/// Fixed 16-byte layout, a multiple of 4 as DPDK's element rings require.
+/// Fixed 28-byte layout, a multiple of 4 as DPDK's element rings require. Which fields
+/// mean something depends on `kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Notice {
-    /// What this is: [`Notice::NEIGHBOUR`].
+    /// What this is: [`Notice::NEIGHBOUR`] or [`Notice::BINDING_CLAIMED`].
     pub kind: u16,
-    /// Port.
+    /// Neighbour: its port.
     pub port: u16,
-    /// IPv4 address, network order.
+    /// Neighbour: its IPv4 address. Binding: the initiator. Network order.
     pub ip: [u8; 4],
-    /// MAC address.
+    /// Neighbour: its MAC.
     pub mac: [u8; 6],
+    /// Binding: 0 plain, 1 multi-homing.
+    pub mode: u8,
     /// Zero.
-    pub pad: [u8; 2],
+    pub pad: u8,
+    /// Binding: the waypoint address.
+    pub waypoint: [u8; 4],
+    /// Binding: the gateway.
+    pub gateway: [u8; 4],
+    /// Binding: the responder.
+    pub responder: [u8; 4],
 }
 
 impl Notice {
     /// A neighbour learned from ARP.
     pub const NEIGHBOUR: u16 = 1;
+    /// A binding claimed by a new connection in a wait state (delayed binding).
+    pub const BINDING_CLAIMED: u16 = 2;
+
+    const EMPTY: Notice = Notice {
+        kind: 0,
+        port: 0,
+        ip: [0; 4],
+        mac: [0; 6],
+        mode: 0,
+        pad: 0,
+        waypoint: [0; 4],
+        gateway: [0; 4],
+        responder: [0; 4],
+    };
 
     /// A neighbour notice.
     pub fn neighbour(port: u16, ip: Ipv4Addr, mac: MacAddr) -> Notice {
@@ -127,7 +176,23 @@ impl Notice {
             port,
             ip: ip.octets(),
             mac: mac.0,
-            pad: [0; 2],
+            ..Notice::EMPTY
+        }
+    }
+
+    /// A binding claimed on this lcore, for the others to install (dynamic).
+    pub fn binding_claimed(b: &Binding) -> Notice {
+        Notice {
+            kind: Notice::BINDING_CLAIMED,
+            ip: b.initiator.octets(),
+            mode: match b.mode {
+                Mode::Plain => 0,
+                Mode::MultiHoming => 1,
+            },
+            waypoint: b.waypoint.octets(),
+            gateway: b.gateway.octets(),
+            responder: b.responder.octets(),
+            ..Notice::EMPTY
         }
     }
 
@@ -139,6 +204,18 @@ impl Notice {
                 ip: Ipv4Addr::from(self.ip),
                 mac: MacAddr(self.mac),
             }),
+            Notice::BINDING_CLAIMED => Some(Command::AddBinding(Binding {
+                initiator: Ipv4Addr::from(self.ip),
+                waypoint: Ipv4Addr::from(self.waypoint),
+                gateway: Ipv4Addr::from(self.gateway),
+                responder: Ipv4Addr::from(self.responder),
+                mode: if self.mode == 1 {
+                    Mode::MultiHoming
+                } else {
+                    Mode::Plain
+                },
+                pinned: false,
+            })),
             _ => None,
         }
     }
@@ -193,4 +270,33 @@ pub struct Outcome {
     pub lcore: u32,
     /// The result; on error the lcore's tables are unchanged.
     pub result: Result<(), CommandError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_to_commands() {
+        assert_eq!(std::mem::size_of::<Notice>(), 28);
+        let b = Binding {
+            initiator: Ipv4Addr::new(198, 51, 100, 10),
+            waypoint: Ipv4Addr::new(203, 0, 113, 100),
+            gateway: Ipv4Addr::new(192, 0, 2, 2),
+            responder: Ipv4Addr::new(10, 0, 0, 2),
+            mode: Mode::MultiHoming,
+            pinned: false,
+        };
+        assert_eq!(
+            Notice::binding_claimed(&b).to_command(),
+            Some(Command::AddBinding(b))
+        );
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let ip = Ipv4Addr::new(10, 0, 0, 9);
+        assert_eq!(
+            Notice::neighbour(1, ip, mac).to_command(),
+            Some(Command::LearnNeighbour { port: 1, ip, mac })
+        );
+        assert_eq!(Notice::EMPTY.to_command(), None);
+    }
 }
