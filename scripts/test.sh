@@ -35,4 +35,8 @@ echo "== tests/e2e/aves.sh (tap ports: fragments reach the engines, R reassemble
 AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=tap bash tests/e2e/aves.sh || status=1
 echo "== tests/e2e/aves.sh (gateway on two lcores: flows handed to their owner, decision 0006)"
 AVES_W_LCORES=1 AVES_R_LCORES=0,1 AVES_E2E_PORTS=af_packet bash tests/e2e/aves.sh || status=1
+echo "== tests/e2e/setup.sh (control protocol: SETUP to a running waypoint, delayed binding)"
+AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
+echo "== tests/e2e/setup.sh (waypoint on two lcores: claims and rejections relayed between them)"
+AVES_W_LCORES=0,1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
 exit $status

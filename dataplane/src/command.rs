@@ -112,6 +112,16 @@ pub enum Command {
     },
     /// Put a waypoint address in a delayed-binding wait state (replacing one it is in).
     BeginWait(WaitSpec),
+    /// Reject new connections from `source` to `waypoint` (0.0.0.0: claims at every
+    /// waypoint address) for `duration_ns`, as another lcore decided (delayed binding).
+    RejectSource {
+        /// The rejected source.
+        source: Ipv4Addr,
+        /// The waypoint address, or 0.0.0.0 for a source without state (§6.2).
+        waypoint: Ipv4Addr,
+        /// From when the lcore applies it.
+        duration_ns: u64,
+    },
     /// A neighbour another lcore learned from ARP: learn it here too (dynamic entry,
     /// expires like one learned locally; never overrides a static entry).
     LearnNeighbour {
@@ -126,16 +136,18 @@ pub enum Command {
 
 /// An lcore tells control what it learned, by value over a ring (no allocation), so that
 /// control can pass it to the other lcores (see `docs/decisions/0005-state-across-lcores.md`).
-/// Fixed 28-byte layout, a multiple of 4 as DPDK's element rings require. Which fields
+/// Fixed 32-byte layout, a multiple of 4 as DPDK's element rings require. Which fields
 /// mean something depends on `kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Notice {
-    /// What this is: [`Notice::NEIGHBOUR`] or [`Notice::BINDING_CLAIMED`].
+    /// What this is: [`Notice::NEIGHBOUR`], [`Notice::BINDING_CLAIMED`] or
+    /// [`Notice::SOURCE_REJECTED`].
     pub kind: u16,
     /// Neighbour: its port.
     pub port: u16,
-    /// Neighbour: its IPv4 address. Binding: the initiator. Network order.
+    /// Neighbour: its IPv4 address. Binding: the initiator. Rejection: the source.
+    /// Network order.
     pub ip: [u8; 4],
     /// Neighbour: its MAC.
     pub mac: [u8; 6],
@@ -143,12 +155,14 @@ pub struct Notice {
     pub mode: u8,
     /// Zero.
     pub pad: u8,
-    /// Binding: the waypoint address.
+    /// Binding, rejection: the waypoint address.
     pub waypoint: [u8; 4],
     /// Binding: the gateway.
     pub gateway: [u8; 4],
     /// Binding: the responder.
     pub responder: [u8; 4],
+    /// Rejection: how long, ms.
+    pub duration_ms: u32,
 }
 
 impl Notice {
@@ -156,6 +170,8 @@ impl Notice {
     pub const NEIGHBOUR: u16 = 1;
     /// A binding claimed by a new connection in a wait state (delayed binding).
     pub const BINDING_CLAIMED: u16 = 2;
+    /// A source rejected by this lcore (delayed binding), for the others to reject too.
+    pub const SOURCE_REJECTED: u16 = 3;
 
     const EMPTY: Notice = Notice {
         kind: 0,
@@ -167,6 +183,7 @@ impl Notice {
         waypoint: [0; 4],
         gateway: [0; 4],
         responder: [0; 4],
+        duration_ms: 0,
     };
 
     /// A neighbour notice.
@@ -196,6 +213,18 @@ impl Notice {
         }
     }
 
+    /// A source this lcore rejects at `waypoint` (0.0.0.0: everywhere) for `duration_ns`
+    /// more (rounded up to a millisecond, at most ~49 days).
+    pub fn source_rejected(source: Ipv4Addr, waypoint: Ipv4Addr, duration_ns: u64) -> Notice {
+        Notice {
+            kind: Notice::SOURCE_REJECTED,
+            ip: source.octets(),
+            waypoint: waypoint.octets(),
+            duration_ms: u32::try_from(duration_ns.div_ceil(1_000_000)).unwrap_or(u32::MAX),
+            ..Notice::EMPTY
+        }
+    }
+
     /// The command that applies this notice on another lcore, if the kind is known.
     pub fn to_command(&self) -> Option<Command> {
         match self.kind {
@@ -216,6 +245,11 @@ impl Notice {
                 },
                 pinned: false,
             })),
+            Notice::SOURCE_REJECTED => Some(Command::RejectSource {
+                source: Ipv4Addr::from(self.ip),
+                waypoint: Ipv4Addr::from(self.waypoint),
+                duration_ns: u64::from(self.duration_ms) * 1_000_000,
+            }),
             _ => None,
         }
     }
@@ -278,7 +312,7 @@ mod tests {
 
     #[test]
     fn notices_round_trip_to_commands() {
-        assert_eq!(std::mem::size_of::<Notice>(), 28);
+        assert_eq!(std::mem::size_of::<Notice>(), 32);
         let b = Binding {
             initiator: Ipv4Addr::new(198, 51, 100, 10),
             waypoint: Ipv4Addr::new(203, 0, 113, 100),
@@ -296,6 +330,19 @@ mod tests {
         assert_eq!(
             Notice::neighbour(1, ip, mac).to_command(),
             Some(Command::LearnNeighbour { port: 1, ip, mac })
+        );
+        let (s, w) = (Ipv4Addr::new(198, 51, 100, 9), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(
+            Notice::source_rejected(s, w, 1_500_001).to_command(),
+            Some(Command::RejectSource {
+                source: s,
+                waypoint: w,
+                duration_ns: 2_000_000
+            })
+        );
+        assert_eq!(
+            Notice::source_rejected(s, w, u64::MAX).duration_ms,
+            u32::MAX
         );
         assert_eq!(Notice::EMPTY.to_command(), None);
     }

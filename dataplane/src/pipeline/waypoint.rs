@@ -36,7 +36,8 @@
 //! gets one to (R, B) (a "claim"), unless S is rejected. Every admissible source gets a
 //! binding, not only the first: the wait does not end when someone claims it, so a
 //! malicious early packet cannot keep the real initiator out (§6.2). A claim made on
-//! one lcore is reported as a `Notice` and installed on the others through control.
+//! one lcore is reported as a `Notice` and installed on the others through control;
+//! so is each new rejection, so that every lcore rejects the same sources.
 //! Outside a wait state a source without a binding at W that opens a connection is
 //! answered host unreachable and, per §6.2, rejected for `reject_unknown_ns` (3 h):
 //! it cannot claim in later wait states. An `AddBinding` for S (an intranet SETUP or
@@ -136,9 +137,9 @@ struct WaitState {
     until_ns: u64,
 }
 
-/// Binding claims not yet reported to control; more are not reported (the claiming
-/// lcore still has them).
-const CLAIM_SLOTS: usize = 16;
+/// Claims and rejections not yet reported to control; more are not reported (the
+/// lcore that made them still has them).
+const NOTICE_SLOTS: usize = 16;
 
 /// One binding's state.
 #[derive(Clone, Copy, Debug)]
@@ -179,7 +180,7 @@ pub struct Waypoint {
     /// Rejected sources: (S, W) for violators, (S, 0.0.0.0) for sources without state.
     rejects: FlowTable<()>,
     delayed: DelayedTimers,
-    claimed: [Option<Notice>; CLAIM_SLOTS],
+    notices: [Option<Notice>; NOTICE_SLOTS],
 }
 
 /// A TCP connection of a binding, as the waypoint sees it (initiator → responder only).
@@ -226,7 +227,7 @@ impl Waypoint {
             waits: FlowTable::new(cfg.wait_capacity.max(1), cfg.seed ^ 0x2545_f491),
             rejects: FlowTable::new(cfg.reject_capacity.max(1), cfg.seed ^ 0x9e37_79b9),
             delayed: cfg.delayed,
-            claimed: [None; CLAIM_SLOTS],
+            notices: [None; NOTICE_SLOTS],
         };
         for b in &cfg.bindings {
             w.add_binding(b, 0).map_err(|e| {
@@ -309,16 +310,24 @@ impl Waypoint {
     }
 
     /// Remembers that `key`'s source is rejected until `until_ns` (never shortening a
-    /// rejection it already has). A full table rejects no more.
-    fn reject(&mut self, key: FlowKey, until_ns: u64, now_ns: u64) {
-        match self.rejects.expires_at(&key, now_ns) {
-            Some(t) if t >= until_ns => {}
-            Some(_) => {
-                self.rejects.touch(&key, until_ns, now_ns);
-            }
-            None => {
-                let _ = self.rejects.insert(key, (), until_ns, now_ns);
-            }
+    /// rejection it already has); with `share`, reports a new or longer rejection for
+    /// the other lcores. A full table rejects no more.
+    fn reject(&mut self, key: FlowKey, until_ns: u64, now_ns: u64, share: bool) {
+        let changed = match self.rejects.expires_at(&key, now_ns) {
+            Some(t) if t >= until_ns => false,
+            Some(_) => self.rejects.touch(&key, until_ns, now_ns),
+            None => self.rejects.insert(key, (), until_ns, now_ns).is_ok(),
+        };
+        if changed && share {
+            let n = Notice::source_rejected(key.src, key.dst, until_ns.saturating_sub(now_ns));
+            self.notify(n);
+        }
+    }
+
+    /// Queues `n` for control; dropped when the slots are full.
+    fn notify(&mut self, n: Notice) {
+        if let Some(slot) = self.notices.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(n);
         }
     }
 
@@ -356,7 +365,7 @@ impl Waypoint {
             (Some(w), Some(gr)) if gr != (w.gateway, w.responder) => {
                 // A violator (X in Figure 6): rejected now and for Treject after the wait.
                 let until = w.until_ns.saturating_add(self.delayed.reject_ns);
-                self.reject(key, until, now_ns);
+                self.reject(key, until, now_ns, true);
                 Err(DropReason::WaitViolation)
             }
             (Some(w), None) => {
@@ -377,9 +386,7 @@ impl Waypoint {
                 match self.add_binding(&b, now_ns) {
                     Ok(()) => {
                         counters.events.bindings_claimed.inc();
-                        if let Some(slot) = self.claimed.iter_mut().find(|s| s.is_none()) {
-                            *slot = Some(Notice::binding_claimed(&b));
-                        }
+                        self.notify(Notice::binding_claimed(&b));
                         Ok(())
                     }
                     Err(_) => Err(DropReason::FlowTableFull),
@@ -391,7 +398,7 @@ impl Waypoint {
                 if self.delayed.reject_unknown_ns > 0 {
                     let until = now_ns.saturating_add(self.delayed.reject_unknown_ns);
                     if self.rejects.get(&unknown, now_ns).is_none() {
-                        self.reject(unknown, until, now_ns);
+                        self.reject(unknown, until, now_ns, true);
                     }
                 }
                 Ok(())
@@ -743,6 +750,15 @@ impl<B: PacketBuf> Role<B> for Waypoint {
                     .ok_or(CommandError::NotFound)
             }
             Command::BeginWait(w) => self.begin_wait(w, now_ns),
+            Command::RejectSource {
+                source,
+                waypoint,
+                duration_ns,
+            } => {
+                let until = now_ns.saturating_add(*duration_ns);
+                self.reject(pair(*source, *waypoint), until, now_ns, false);
+                Ok(())
+            }
             other => self.router.apply(other, now_ns),
         }
     }
@@ -758,7 +774,7 @@ impl<B: PacketBuf> Role<B> for Waypoint {
     fn pop_learned(&mut self) -> Option<Notice> {
         self.router
             .pop_learned()
-            .or_else(|| self.claimed.iter_mut().find_map(Option::take))
+            .or_else(|| self.notices.iter_mut().find_map(Option::take))
     }
 
     fn tick(&mut self, now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {

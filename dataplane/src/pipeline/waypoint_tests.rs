@@ -1553,3 +1553,48 @@ fn a_claim_reaches_another_lcore_as_a_binding() {
         Ok(B)
     );
 }
+
+#[test]
+fn rejections_reach_the_other_lcores() {
+    let (mut w0, mut w1) = (waypoint(), waypoint());
+    // Lcore 0 sees A without state: A is rejected there, and reported.
+    assert!(outcome(&mut w0, &syn_from(A, W, 40000), 0).is_err());
+    let n = Role::<VecBuf>::pop_learned(&mut w0).expect("a rejection notice");
+    assert_eq!(
+        n.to_command(),
+        Some(Command::RejectSource {
+            source: A,
+            waypoint: Ipv4Addr::UNSPECIFIED,
+            duration_ns: DelayedTimers::paper().reject_unknown_ns,
+        })
+    );
+    // Reported once, not again for its next packets.
+    assert!(outcome(&mut w0, &syn_from(A, W, 40001), 1).is_err());
+    assert_eq!(Role::<VecBuf>::pop_learned(&mut w0), None);
+    // Lcore 1 applies it: in a wait state there, A cannot claim.
+    apply(&mut w1, &n.to_command().unwrap(), 2).unwrap();
+    assert!(w1.is_rejected(A, W2, 2));
+    apply(&mut w1, &wait(W, "0.0.0.0/0", B), 2).unwrap();
+    assert_eq!(
+        outcome(&mut w1, &syn_from(A, W, 40002), 3),
+        Err(Some(DropReason::SourceRejected))
+    );
+    // A violator's rejection carries what is left of it: wait end + Treject.
+    let mut w2 = waypoint();
+    bind(&mut w2, binding(A2, W, B2), 0);
+    apply(&mut w2, &wait(W, "0.0.0.0/0", B), 0).unwrap();
+    assert!(outcome(&mut w2, &ping_from(A2, W), SECOND_NS).is_err());
+    let n = Role::<VecBuf>::pop_learned(&mut w2).unwrap();
+    assert_eq!(
+        n.to_command(),
+        Some(Command::RejectSource {
+            source: A2,
+            waypoint: W,
+            duration_ns: SECOND_NS + DelayedTimers::paper().reject_ns,
+        })
+    );
+    // Applying a rejection on an lcore does not report it again.
+    apply(&mut w1, &n.to_command().unwrap(), 4).unwrap();
+    assert_eq!(Role::<VecBuf>::pop_learned(&mut w1), None);
+    assert!(w1.is_rejected(A2, W, 4));
+}
