@@ -33,7 +33,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Command ring size per lcore (a power of two; usable capacity is one less).
 const RING_SIZE: u32 = 256;
@@ -464,6 +464,10 @@ impl setup::Lcores for RingLcores<'_> {
 /// `docs/decisions/0005-state-across-lcores.md`.
 fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &AtomicBool) {
     let mut relayed = 0u64;
+    // Losses and refusals are reported at most once a second: a flood of new sources
+    // (each a rejection notice on a waypoint) must not become a flood of log lines.
+    let (mut lost, mut refused) = (0u64, 0u64);
+    let mut last_report = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         for (from, rx) in notices.iter_mut() {
@@ -480,10 +484,7 @@ fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &A
                         outcome: None,
                     });
                     if l.commands.send(env).is_err() {
-                        warn!(
-                            lcore = l.lcore,
-                            "command ring full: a relayed notice is lost"
-                        );
+                        lost += 1;
                     }
                 }
                 relayed += 1;
@@ -491,17 +492,19 @@ fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &A
         }
         for l in lock(links).iter_mut() {
             while let Some(env) = l.acks.recv() {
-                if let Some(Outcome {
-                    result: Err(e),
-                    lcore,
-                    ..
-                }) = env.outcome
-                {
-                    if env.seq == 0 {
-                        warn!(lcore, "relayed notice refused: {e}");
-                    }
+                if env.seq == 0 && env.outcome.is_some_and(|o| o.result.is_err()) {
+                    refused += 1;
+                    debug!(lcore = l.lcore, cmd = ?env.cmd, "relayed notice refused");
                 }
             }
+        }
+        if (lost > 0 || refused > 0) && last_report.elapsed() >= Duration::from_secs(1) {
+            warn!(
+                lost,
+                refused, "relayed notices: lost (command ring full) or refused by an lcore"
+            );
+            (lost, refused) = (0, 0);
+            last_report = Instant::now();
         }
         if !busy {
             std::thread::sleep(Duration::from_millis(2));

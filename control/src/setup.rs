@@ -328,7 +328,8 @@ impl SetupService {
     }
 
     /// General deployment (§3.3.2): ACCEPT, and put the waypoint address in a wait state
-    /// where the first admissible new connection from the initiator's prefix binds.
+    /// where every admissible new connection from the initiator's prefix (anyone, for a
+    /// resolver) binds (Figure 6).
     fn begin_wait(
         &mut self,
         s: &Setup,
@@ -612,7 +613,7 @@ mod tests {
                             waypoint,
                             responder,
                         } => match t.get(&(*initiator, *waypoint)) {
-                            Some(r) if responder.is_none_or(|x| x == *r) => {
+                            Some(r) if responder.is_none() || *responder == Some(*r) => {
                                 t.remove(&(*initiator, *waypoint));
                                 Ok(())
                             }
