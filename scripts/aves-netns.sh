@@ -100,6 +100,17 @@ aves_topo_up() {
   fi
 }
 
+# aves_mgmt_up: a management link for the waypoint's control plane: "mgmt"
+# 172.16.0.2/24 in ${P}w (a kernel interface: the SETUP service listens there, DPDK owns
+# wan) to "im" 172.16.0.1/24 in ${P}i, where the test's "DNS server" (aves setup) runs.
+aves_mgmt_up() {
+  ip link add im netns "${P}i" type veth peer name mgmt netns "${P}w"
+  _aves_link "${P}i" im
+  _aves_link "${P}w" mgmt
+  ip -n "${P}i" addr add 172.16.0.1/24 dev im
+  ip -n "${P}w" addr add 172.16.0.2/24 dev mgmt
+}
+
 # _aves_bridge NS BRIDGE VETH
 _aves_bridge() {
   ip -n "$1" link add "$2" type bridge stp_state 0 forward_delay 0

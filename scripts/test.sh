@@ -44,4 +44,8 @@ echo "== scripts/container-test.sh (image build, aves in the container)"
 bash scripts/container-test.sh || status=1
 echo "== tests/e2e/metrics.sh (/metrics passes promtool; a Prometheus server scrapes aves)"
 bash tests/e2e/metrics.sh || status=1
+echo "== tests/e2e/setup.sh (control protocol: SETUP to a running waypoint, delayed binding)"
+AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
+echo "== tests/e2e/setup.sh (waypoint on two lcores: claims and rejections relayed between them)"
+AVES_W_LCORES=0,1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
 exit $status

@@ -15,7 +15,7 @@ use aves_dataplane::pipeline::flow::{Timeouts, SECOND_NS};
 use aves_dataplane::pipeline::tunnel::AVES_UDP_PORT;
 use serde::Deserialize;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 /// A configuration error: the file, the key (dotted path, empty for whole-file errors)
@@ -195,6 +195,36 @@ pub struct Limits {
     pub reassembly_bytes: usize,
     /// Gateway reassembly timeout, ms.
     pub reassembly_timeout_ms: u64,
+    /// Waypoint addresses in a delayed-binding wait state at once, per lcore.
+    pub waits: usize,
+    /// Rejected sources remembered per lcore (delayed binding).
+    pub rejects: usize,
+}
+
+/// Delayed binding (`[delayed_binding]`, AVES paper §3.3.2, §5.2, §6.2), seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelayedBindingSpec {
+    /// Serve SETUPs that need delayed binding (general mode, client subnets).
+    pub enabled: bool,
+    /// Twait.
+    pub wait_s: u64,
+    /// Treject: violators are rejected this long after the wait.
+    pub reject_s: u64,
+    /// Sources without state are rejected this long (0: never).
+    pub reject_unknown_s: u64,
+}
+
+/// The control protocol settings of `[control]` (docs/protocol.md, "Control messages").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlSpec {
+    /// UDP address the waypoint's SETUP service listens on (and signs replies with).
+    pub listen: Option<SocketAddrV4>,
+    /// Keys of the DNS servers, by id.
+    pub keys: Vec<KeySpec>,
+    /// Clock window for message sequences, seconds.
+    pub max_skew_s: u64,
+    /// Replay window per (key, sender), messages.
+    pub replay_window: usize,
 }
 
 /// The validated configuration.
@@ -239,6 +269,10 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// The AVES-aware DNS server, when configured (`[dns]`).
     pub dns: Option<DnsSpec>,
+    /// The control protocol (SETUP service) settings.
+    pub control: ControlSpec,
+    /// Delayed binding timers (waypoint).
+    pub delayed_binding: DelayedBindingSpec,
 }
 
 // ---- raw, as serde reads it ----
@@ -266,6 +300,45 @@ pub struct RawConfig {
     #[serde(default)]
     timeouts: RawTimeouts,
     dns: Option<RawDns>,
+    #[serde(default)]
+    delayed_binding: RawDelayed,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelayed {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "default_wait")]
+    wait: u64,
+    #[serde(default = "default_reject")]
+    reject: u64,
+    #[serde(default = "default_reject_unknown")]
+    reject_unknown: u64,
+}
+
+impl Default for RawDelayed {
+    fn default() -> Self {
+        RawDelayed {
+            enabled: true,
+            wait: default_wait(),
+            reject: default_reject(),
+            reject_unknown: default_reject_unknown(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_wait() -> u64 {
+    2
+}
+fn default_reject() -> u64 {
+    180
+}
+fn default_reject_unknown() -> u64 {
+    3 * 3600
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -386,6 +459,13 @@ struct RawControl {
     socket: PathBuf,
     cpu: Option<usize>,
     metrics: Option<String>,
+    listen: Option<String>,
+    #[serde(default = "default_max_skew")]
+    max_skew_s: u64,
+    #[serde(default = "default_replay_window")]
+    replay_window: usize,
+    #[serde(default, rename = "key")]
+    keys: Vec<RawKey>,
 }
 
 impl Default for RawControl {
@@ -394,8 +474,30 @@ impl Default for RawControl {
             socket: default_socket(),
             cpu: None,
             metrics: None,
+            listen: None,
+            max_skew_s: default_max_skew(),
+            replay_window: default_replay_window(),
+            keys: Vec::new(),
         }
     }
+}
+
+fn default_max_skew() -> u64 {
+    30
+}
+fn default_replay_window() -> usize {
+    128
+}
+
+/// `"a.b.c.d:port"` or `"a.b.c.d"` (port [`crate::proto::DEFAULT_PORT`]); not 0.0.0.0.
+fn parse_listen(s: &str) -> Option<SocketAddrV4> {
+    let a = s.parse::<SocketAddrV4>().ok().or_else(|| {
+        Some(SocketAddrV4::new(
+            s.parse().ok()?,
+            crate::proto::DEFAULT_PORT,
+        ))
+    })?;
+    (!a.ip().is_unspecified() && a.port() != 0).then_some(a)
 }
 
 /// Where the control socket lives unless configured.
@@ -470,6 +572,17 @@ struct RawLimits {
     reassembly_bytes: usize,
     #[serde(default = "default_reassembly_timeout")]
     reassembly_timeout_ms: u64,
+    #[serde(default = "default_waits")]
+    waits: usize,
+    #[serde(default = "default_rejects")]
+    rejects: usize,
+}
+
+fn default_waits() -> usize {
+    1024
+}
+fn default_rejects() -> usize {
+    65536
 }
 
 impl Default for RawLimits {
@@ -486,6 +599,8 @@ impl Default for RawLimits {
             reassembly_fragments: default_reassembly_fragments(),
             reassembly_bytes: default_reassembly_bytes(),
             reassembly_timeout_ms: default_reassembly_timeout(),
+            waits: default_waits(),
+            rejects: default_rejects(),
         }
     }
 }
@@ -852,6 +967,8 @@ impl RawConfig {
                 1024,
             ),
             ("limits.reassembly_bytes", l.reassembly_bytes, 4096, 1 << 30),
+            ("limits.waits", l.waits, 1, 1 << 20),
+            ("limits.rejects", l.rejects, 1, 1 << 24),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(cx.err(f, format!("{v} is out of range (expected {lo}..={hi})")));
@@ -873,78 +990,47 @@ impl RawConfig {
             return Err(cx.err("tunnel.udp_port", "0 is not a port (expected 1..=65535)"));
         }
         let base = file.parent().unwrap_or(Path::new("."));
-        let mut keys: Vec<KeySpec> = Vec::new();
-        for (i, k) in self.tunnel.keys.iter().enumerate() {
-            let key = |f: &str| format!("tunnel.key[{i}].{f}");
-            let id = u8::try_from(k.id).map_err(|_| {
+        let keys = parse_keys(&cx, base, "tunnel.key", &self.tunnel.keys, 2)?;
+        let control_keys = parse_keys(&cx, base, "control.key", &self.control.keys, 256)?;
+        if let Some(i) = control_keys.iter().position(|k| k.gateway.is_some()) {
+            return Err(cx.err(
+                format!("control.key[{i}].gateway"),
+                "not allowed: a control key belongs to a DNS server, not to a gateway",
+            ));
+        }
+        let listen = match &self.control.listen {
+            None => None,
+            Some(l) => Some(parse_listen(l).ok_or_else(|| {
                 cx.err(
-                    key("id"),
-                    format!("{} is out of range (expected 0..=255)", k.id),
+                    "control.listen",
+                    format!("`{l}` is not an address to listen on (expected \"a.b.c.d:port\" or \"a.b.c.d\", not 0.0.0.0: replies are signed with it)"),
                 )
-            })?;
-            let algorithm = match k.algorithm.as_deref() {
-                None => Algorithm::HmacMd5,
-                Some(a) => Algorithm::from_name(a).ok_or_else(|| {
-                    cx.err(
-                        key("algorithm"),
-                        format!("`{a}` is not an algorithm (expected \"hmac-md5\" or \"hmac-sha256-128\")"),
-                    )
-                })?,
-            };
-            let hex_text = match (&k.secret, &k.secret_file) {
-                (Some(s), None) => s.clone(),
-                (None, Some(f)) => {
-                    let path = base.join(f);
-                    std::fs::read_to_string(&path).map_err(|e| {
-                        cx.err(
-                            key("secret_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?
-                }
-                _ => {
-                    return Err(cx.err(
-                        key("secret"),
-                        "give exactly one of `secret` (hex) or `secret_file`",
-                    ))
-                }
-            };
-            let secret = parse_hex(hex_text.trim()).ok_or_else(|| {
-                cx.err(
-                    key("secret"),
-                    "not hex (expected an even number of hex digits)",
-                )
-            })?;
-            if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
-                return Err(cx.err(
-                    key("secret"),
-                    format!(
-                        "{} bytes (expected {MIN_SECRET_LEN}..={MAX_SECRET_LEN})",
-                        secret.len()
-                    ),
-                ));
-            }
-            let gateway = match &k.gateway {
-                None => None,
-                Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| {
-                    cx.err(key("gateway"), format!("`{g}` is not an IPv4 address"))
-                })?),
-            };
-            if keys.iter().any(|o| o.gateway == gateway && o.id == id) {
-                return Err(cx.err(key("id"), format!("duplicate key id {id}")));
-            }
-            if keys.iter().filter(|o| o.gateway == gateway).count() >= 2 {
-                return Err(cx.err(
-                    key("id"),
-                    "at most two keys per gateway (the current one and the previous one)",
-                ));
-            }
-            keys.push(KeySpec {
-                id,
-                algorithm,
-                secret,
-                gateway,
-            });
+            })?),
+        };
+        if listen.is_some() && control_keys.is_empty() {
+            return Err(cx.err(
+                "control.key",
+                "control.listen needs at least one [[control.key]] (SETUP messages are authenticated)",
+            ));
+        }
+        if !(1..=3600).contains(&self.control.max_skew_s) {
+            return Err(cx.err(
+                "control.max_skew_s",
+                format!(
+                    "{} is out of range (expected 1..=3600)",
+                    self.control.max_skew_s
+                ),
+            ));
+        }
+        if !(crate::proto::MIN_WINDOW..=4096).contains(&self.control.replay_window) {
+            return Err(cx.err(
+                "control.replay_window",
+                format!(
+                    "{} is out of range (expected {}..=4096)",
+                    self.control.replay_window,
+                    crate::proto::MIN_WINDOW
+                ),
+            ));
         }
 
         // [[binding]]
@@ -1028,7 +1114,35 @@ impl RawConfig {
             }
         };
 
+        let d = &self.delayed_binding;
+        for (f, v, lo, hi) in [
+            ("delayed_binding.wait", d.wait, 1, 60),
+            ("delayed_binding.reject", d.reject, 0, 86_400),
+            (
+                "delayed_binding.reject_unknown",
+                d.reject_unknown,
+                0,
+                7 * 86_400,
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(cx.err(f, format!("{v} is out of range (expected {lo}..={hi} s)")));
+            }
+        }
+        let delayed_binding = DelayedBindingSpec {
+            enabled: d.enabled,
+            wait_s: d.wait,
+            reject_s: d.reject,
+            reject_unknown_s: d.reject_unknown,
+        };
+
         // Role rules.
+        if listen.is_some() && engine.role != Role::Waypoint {
+            return Err(cx.err(
+                "control.listen",
+                "only a waypoint serves SETUP messages (engine.role = \"waypoint\")",
+            ));
+        }
         match engine.role {
             Role::Router => {
                 if !keys.is_empty() || !bindings.is_empty() || gateway.is_some() {
@@ -1133,6 +1247,8 @@ impl RawConfig {
                 reassembly_fragments: l.reassembly_fragments,
                 reassembly_bytes: l.reassembly_bytes,
                 reassembly_timeout_ms: l.reassembly_timeout_ms,
+                waits: l.waits,
+                rejects: l.rejects,
             },
             tunnel: TunnelSpec {
                 udp_port,
@@ -1143,8 +1259,105 @@ impl RawConfig {
             gateway,
             timeouts,
             dns,
+            control: ControlSpec {
+                listen,
+                keys: control_keys,
+                max_skew_s: self.control.max_skew_s,
+                replay_window: self.control.replay_window,
+            },
+            delayed_binding,
         })
     }
+}
+
+/// The keys of a `[[tunnel.key]]` or `[[control.key]]` list (`section` names it in
+/// errors): id, algorithm, hex secret (inline or from a file relative to `base`),
+/// gateway. Ids are unique per gateway; at most `per_gateway` keys per gateway (or
+/// without one).
+fn parse_keys(
+    cx: &Ctx<'_>,
+    base: &Path,
+    section: &str,
+    raw: &[RawKey],
+    per_gateway: usize,
+) -> Result<Vec<KeySpec>, ConfigError> {
+    let mut keys: Vec<KeySpec> = Vec::new();
+    for (i, k) in raw.iter().enumerate() {
+        let key = |f: &str| format!("{section}[{i}].{f}");
+        let id = u8::try_from(k.id).map_err(|_| {
+            cx.err(
+                key("id"),
+                format!("{} is out of range (expected 0..=255)", k.id),
+            )
+        })?;
+        let algorithm = match k.algorithm.as_deref() {
+            None => Algorithm::HmacMd5,
+            Some(a) => Algorithm::from_name(a).ok_or_else(|| {
+                cx.err(
+                    key("algorithm"),
+                    format!(
+                        "`{a}` is not an algorithm (expected \"hmac-md5\" or \"hmac-sha256-128\")"
+                    ),
+                )
+            })?,
+        };
+        let hex_text = match (&k.secret, &k.secret_file) {
+            (Some(s), None) => s.clone(),
+            (None, Some(f)) => {
+                let path = base.join(f);
+                std::fs::read_to_string(&path).map_err(|e| {
+                    cx.err(
+                        key("secret_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?
+            }
+            _ => {
+                return Err(cx.err(
+                    key("secret"),
+                    "give exactly one of `secret` (hex) or `secret_file`",
+                ))
+            }
+        };
+        let secret = parse_hex(hex_text.trim()).ok_or_else(|| {
+            cx.err(
+                key("secret"),
+                "not hex (expected an even number of hex digits)",
+            )
+        })?;
+        if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
+            return Err(cx.err(
+                key("secret"),
+                format!(
+                    "{} bytes (expected {MIN_SECRET_LEN}..={MAX_SECRET_LEN})",
+                    secret.len()
+                ),
+            ));
+        }
+        let gateway = match &k.gateway {
+            None => None,
+            Some(g) => Some(
+                g.parse::<Ipv4Addr>()
+                    .map_err(|_| cx.err(key("gateway"), format!("`{g}` is not an IPv4 address")))?,
+            ),
+        };
+        if keys.iter().any(|o| o.gateway == gateway && o.id == id) {
+            return Err(cx.err(key("id"), format!("duplicate key id {id}")));
+        }
+        if keys.iter().filter(|o| o.gateway == gateway).count() >= per_gateway {
+            return Err(cx.err(
+                key("id"),
+                "at most two keys per gateway (the current one and the previous one)",
+            ));
+        }
+        keys.push(KeySpec {
+            id,
+            algorithm,
+            secret,
+            gateway,
+        });
+    }
+    Ok(keys)
 }
 
 /// The message for a TOML error. toml's own message names the key and shows the line
@@ -1228,7 +1441,7 @@ fn names_secret(line: &str) -> bool {
 }
 
 /// Hex digits to bytes (even length).
-fn parse_hex(s: &str) -> Option<Vec<u8>> {
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }
@@ -2210,8 +2423,26 @@ mac = "02:00:00:00:00:02"
             !format!("{w:?}").contains("4156455320"),
             "Debug hides secrets"
         );
+        assert_eq!(w.control.listen, Some("172.16.0.2:4798".parse().unwrap()));
+        assert_eq!(w.control.keys.len(), 1);
+        assert_eq!(w.control.replay_window, 128);
+        assert_eq!(
+            w.delayed_binding,
+            DelayedBindingSpec {
+                enabled: true,
+                wait_s: 2,
+                reject_s: 180,
+                reject_unknown_s: 10800
+            }
+        );
+        assert!(
+            !format!("{w:?}").contains("64657320444e"),
+            "Debug hides secrets"
+        );
         let g = load(&dir.join("gateway.toml")).unwrap();
         assert_eq!(g.gateway.unwrap().nat_ports, (20000, 59999));
+        assert_eq!(g.control.listen, None);
+        assert!(g.delayed_binding.enabled, "defaults");
     }
 
     #[test]
@@ -2225,7 +2456,12 @@ mac = "02:00:00:00:00:02"
         )
         .unwrap();
         let cases: &[(&str, &str, &str, &str)] = &[
-            (&w, "id = 1", "id = 300", "tunnel.key[0].id"),
+            (
+                &w,
+                "gateway = \"192.0.2.2\"\nid = 1",
+                "gateway = \"192.0.2.2\"\nid = 300",
+                "tunnel.key[0].id",
+            ),
             (
                 &w,
                 "algorithm = \"hmac-md5\"",
@@ -2296,6 +2532,49 @@ mac = "02:00:00:00:00:02"
                 "limits.reassembly_fragments",
             ),
             (&g, "role = \"gateway\"", "role = \"router\"", "engine.role"),
+            (
+                &w,
+                "listen = \"172.16.0.2:4798\"",
+                "listen = \"0.0.0.0:4798\"",
+                "control.listen",
+            ),
+            (
+                &w,
+                "listen = \"172.16.0.2:4798\"",
+                "listen = \"172.16.0.2:x\"",
+                "control.listen",
+            ),
+            (
+                &w,
+                "replay_window = 128",
+                "replay_window = 16",
+                "control.replay_window",
+            ),
+            (
+                &w,
+                "max_skew_s = 30",
+                "max_skew_s = 0",
+                "control.max_skew_s",
+            ),
+            (
+                &w,
+                "id = 1\nalgorithm = \"hmac-sha256-128\"",
+                "id = 1\ngateway = \"192.0.2.2\"\nalgorithm = \"hmac-sha256-128\"",
+                "control.key[0].gateway",
+            ),
+            (
+                &w,
+                "secret = \"64657320",
+                "secret = \"zz",
+                "control.key[0].secret",
+            ),
+            (&w, "wait = 2 ", "wait = 0 ", "delayed_binding.wait"),
+            (
+                &w,
+                "reject_unknown = 10800",
+                "reject_unknown = 99999999",
+                "delayed_binding.reject_unknown",
+            ),
         ];
         for (base, from, to, key) in cases {
             assert!(
@@ -2306,6 +2585,28 @@ mac = "02:00:00:00:00:02"
             let e = p(&text).expect_err(key);
             assert_eq!(&e.key, key, "{e}");
         }
+    }
+
+    #[test]
+    fn control_listen_rules() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let w = std::fs::read_to_string(dir.join("waypoint.toml")).unwrap();
+        let c = p(&w.replace("172.16.0.2:4798", "172.16.0.2")).unwrap();
+        assert_eq!(c.control.listen.unwrap().port(), crate::proto::DEFAULT_PORT);
+        // Keys are required: SETUPs are authenticated.
+        let start = w.find("[[control.key]]").unwrap();
+        let end = w[start..].find("\n\n").unwrap() + start;
+        let e = p(&format!("{}{}", &w[..start], &w[end..])).unwrap_err();
+        assert_eq!(e.key, "control.key", "{e}");
+        // Only a waypoint listens.
+        let g = std::fs::read_to_string(dir.join("gateway.toml")).unwrap();
+        let g = g.replacen(
+            "socket = \"/run/aves/gateway.sock\"",
+            "socket = \"/run/aves/gateway.sock\"\nlisten = \"172.16.0.1\"",
+            1,
+        ) + "\n[[control.key]]\nid = 1\nsecret = \"00112233445566778899aabbccddeeff\"\n";
+        let e = p(&g).unwrap_err();
+        assert_eq!(e.key, "control.listen", "{e}");
     }
 
     #[test]

@@ -124,6 +124,7 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
         ["binding", "del", a, w] => Ok(Request::Apply(Command::DelBinding {
             initiator: addr(a)?,
             waypoint: addr(w)?,
+            responder: None,
         })),
         [] => Err("empty request".into()),
         _ => Err(format!(
@@ -307,7 +308,8 @@ addresses = ["10.2.0.1/24"]
             parse_request("binding del 1.2.3.4 203.0.113.100", &cfg).unwrap(),
             Request::Apply(Command::DelBinding {
                 initiator: "1.2.3.4".parse().unwrap(),
-                waypoint: "203.0.113.100".parse().unwrap()
+                waypoint: "203.0.113.100".parse().unwrap(),
+                responder: None,
             })
         );
     }

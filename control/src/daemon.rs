@@ -19,10 +19,11 @@ use crate::config::{Config, IdlePolicy, Role};
 use crate::ctl::{self, Request};
 use crate::metrics;
 use crate::roles;
+use crate::setup::{self, SetupCounters, SetupService};
 use crate::stats::{self, PoolStats, PortDevice, Snapshot};
 use anyhow::{bail, Context, Result};
 use aves_dataplane::addr::MacAddr;
-use aves_dataplane::command::{Command, Envelope, Notice, Outcome};
+use aves_dataplane::command::{Command, CommandError, Envelope, Notice, Outcome};
 use aves_dataplane::counters::CoreCounters;
 use aves_dataplane::engine::{Idle, MultiBufferMac, Worker, WorkerConfig};
 use aves_dataplane::pipeline::gateway::Gateway;
@@ -32,14 +33,14 @@ use aves_dataplane::pipeline::Role as RoleTrait;
 use dpdk_sys::ring::{self, Consumer, MbufConsumer, MbufProducer, Producer, ValueConsumer};
 use dpdk_sys::{Eal, Mbuf, Mempool, Port, PortConf};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Command ring size per lcore (a power of two; usable capacity is one less).
 const RING_SIZE: u32 = 256;
@@ -306,6 +307,14 @@ fn run_workers<R: RoleTrait<Mbuf> + Send + 'static>(
             Some(l)
         }
     };
+    // The SETUP service's socket, bound now so that a bad address stops the start.
+    let setup_socket = match cfg.control.listen {
+        Some(addr) if cfg.role == Role::Waypoint => Some(
+            UdpSocket::bind(addr)
+                .with_context(|| format!("control.listen {addr}: cannot bind the SETUP socket"))?,
+        ),
+        _ => None,
+    };
 
     // Control thread on a CPU no lcore uses.
     let lcore_cpus: Vec<usize> = lcores.iter().filter_map(|l| eal.lcore_cpu(*l)).collect();
@@ -328,7 +337,15 @@ fn run_workers<R: RoleTrait<Mbuf> + Send + 'static>(
                     }
                     _ => warn!("no free CPU for the control thread; it shares a CPU with an lcore"),
                 }
-                control_loop(&cfg, links, notice_rxs, &sources, metrics_listener, &stop)
+                control_loop(
+                    &cfg,
+                    links,
+                    notice_rxs,
+                    &sources,
+                    metrics_listener,
+                    setup_socket,
+                    &stop,
+                )
             })
             .context("spawning the control thread")?
     };
@@ -457,7 +474,7 @@ impl Sources {
     }
 }
 
-/// Runs the control thread's jobs until `stop`: the notice relay and the metrics server
+/// Runs the control thread's jobs until `stop`: the notice relay, the metrics server and the SETUP service
 /// (in scoped threads) and the control socket.
 fn control_loop(
     cfg: &Config,
@@ -465,9 +482,12 @@ fn control_loop(
     notices: Vec<(u32, ValueConsumer<Notice>)>,
     sources: &Sources,
     metrics_listener: Option<TcpListener>,
+    setup_socket: Option<UdpSocket>,
     stop: &AtomicBool,
 ) -> Result<()> {
     let links = Mutex::new(links);
+    let seq = AtomicU64::new(0);
+    let setup_counters = SetupCounters::default();
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("aves-relay".into())
@@ -484,8 +504,70 @@ fn control_loop(
                 })
                 .context("spawning the metrics server")?;
         }
-        serve_socket(cfg, &links, sources, stop)
+        if let Some(socket) = setup_socket {
+            let mut service = setup_service(cfg, &socket)?;
+            let (links, seq, setup_counters) = (&links, &seq, &setup_counters);
+            std::thread::Builder::new()
+                .name("aves-setup".into())
+                .spawn_scoped(s, move || {
+                    let mut lcores = RingLcores { links, seq };
+                    if let Err(e) =
+                        setup::serve_udp(&socket, &mut service, &mut lcores, setup_counters, stop)
+                    {
+                        warn!("SETUP service stopped: {e}");
+                    }
+                })
+                .context("spawning the SETUP service")?;
+        }
+        serve_socket(cfg, &links, sources, &seq, &setup_counters, stop)
     })
+}
+
+/// The SETUP service for this waypoint's configuration, answering from `socket`'s
+/// address.
+fn setup_service(cfg: &Config, socket: &UdpSocket) -> Result<SetupService> {
+    let pools = cfg.ports.iter().flat_map(|p| p.pools.clone()).collect();
+    let mut gateways: Vec<_> = cfg.tunnel.keys.iter().filter_map(|k| k.gateway).collect();
+    gateways.dedup();
+    let mut sc = setup::ServiceConfig::new(pools, gateways);
+    sc.verifier.max_skew_us = cfg.control.max_skew_s * 1_000_000;
+    sc.verifier.window = cfg.control.replay_window;
+    sc.delayed = cfg
+        .delayed_binding
+        .enabled
+        .then_some(setup::DelayedBinding {
+            wait_us: cfg.delayed_binding.wait_s * 1_000_000,
+        });
+    let keys = cfg
+        .control
+        .keys
+        .iter()
+        .map(|k| {
+            aves_dataplane::auth::Key::new(k.id, k.algorithm, &k.secret)
+                .map_err(|e| anyhow::anyhow!("control.key {}: {e}", k.id))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let local: IpAddr = socket.local_addr()?.ip();
+    Ok(SetupService::new(sc, keys, local, setup::now_us()))
+}
+
+/// The lcores through the command rings, for the SETUP service.
+struct RingLcores<'a> {
+    links: &'a Links,
+    seq: &'a AtomicU64,
+}
+
+impl setup::Lcores for RingLcores<'_> {
+    fn apply(&mut self, cmd: &Command) -> Option<Vec<Result<(), CommandError>>> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        match apply_collect(&mut lock(self.links), cmd, seq) {
+            Ok(outcomes) => Some(outcomes.into_iter().map(|o| o.result).collect()),
+            Err(e) => {
+                warn!("SETUP: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// Passes what one lcore learned (neighbours) to every other lcore as commands, and
@@ -493,6 +575,10 @@ fn control_loop(
 /// `docs/decisions/0005-state-across-lcores.md`.
 fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &AtomicBool) {
     let mut relayed = 0u64;
+    // Losses and refusals are reported at most once a second: a flood of new sources
+    // (each a rejection notice on a waypoint) must not become a flood of log lines.
+    let (mut lost, mut refused) = (0u64, 0u64);
+    let mut last_report = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         for (from, rx) in notices.iter_mut() {
@@ -509,10 +595,7 @@ fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &A
                         outcome: None,
                     });
                     if l.commands.send(env).is_err() {
-                        warn!(
-                            lcore = l.lcore,
-                            "command ring full: a relayed notice is lost"
-                        );
+                        lost += 1;
                     }
                 }
                 relayed += 1;
@@ -520,17 +603,19 @@ fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &A
         }
         for l in lock(links).iter_mut() {
             while let Some(env) = l.acks.recv() {
-                if let Some(Outcome {
-                    result: Err(e),
-                    lcore,
-                    ..
-                }) = env.outcome
-                {
-                    if env.seq == 0 {
-                        warn!(lcore, "relayed notice refused: {e}");
-                    }
+                if env.seq == 0 && env.outcome.is_some_and(|o| o.result.is_err()) {
+                    refused += 1;
+                    debug!(lcore = l.lcore, cmd = ?env.cmd, "relayed notice refused");
                 }
             }
+        }
+        if (lost > 0 || refused > 0) && last_report.elapsed() >= Duration::from_secs(1) {
+            warn!(
+                lost,
+                refused, "relayed notices: lost (command ring full) or refused by an lcore"
+            );
+            (lost, refused) = (0, 0);
+            last_report = Instant::now();
         }
         if !busy {
             std::thread::sleep(Duration::from_millis(2));
@@ -540,7 +625,14 @@ fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &A
 }
 
 /// Serves the control socket until `stop`.
-fn serve_socket(cfg: &Config, links: &Links, sources: &Sources, stop: &AtomicBool) -> Result<()> {
+fn serve_socket(
+    cfg: &Config,
+    links: &Links,
+    sources: &Sources,
+    seq: &AtomicU64,
+    setup_counters: &SetupCounters,
+    stop: &AtomicBool,
+) -> Result<()> {
     let path = &cfg.control_socket;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -556,11 +648,10 @@ fn serve_socket(cfg: &Config, links: &Links, sources: &Sources, stop: &AtomicBoo
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
     info!(socket = %path.display(), "control socket listening");
-    let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = serve(stream, cfg, links, sources, &mut seq) {
+                if let Err(e) = serve(stream, cfg, links, sources, seq, setup_counters) {
                     warn!("control connection: {e:#}");
                 }
             }
@@ -580,7 +671,8 @@ fn serve(
     cfg: &Config,
     links: &Links,
     sources: &Sources,
-    seq: &mut u64,
+    seq: &AtomicU64,
+    setup_counters: &SetupCounters,
 ) -> Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -603,6 +695,9 @@ fn serve(
             Ok(Request::Stats) => {
                 let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
                 let mut l = stats::sum(&sources.counters, cfg.ports.len()).lines(&names);
+                if cfg.control.listen.is_some() {
+                    l.extend(setup_counters.lines());
+                }
                 l.push("ok".into());
                 l
             }
@@ -612,8 +707,8 @@ fn serve(
                 l
             }
             Ok(Request::Apply(cmd)) => {
-                *seq += 1;
-                vec![apply_everywhere(&mut lock(links), cmd, *seq)]
+                let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
+                vec![apply_everywhere(&mut lock(links), cmd, n)]
             }
         };
         for l in reply {
@@ -622,9 +717,32 @@ fn serve(
     }
 }
 
-/// Sends `cmd` to every lcore and waits (≤ 2 s) for each outcome. The caller holds the
-/// links' lock throughout, so the relay cannot take these acks.
+/// Sends `cmd` to every lcore and waits (≤ 2 s) for each outcome; the reply line for
+/// the control socket.
 fn apply_everywhere(links: &mut [LcoreLink], cmd: Command, seq: u64) -> String {
+    let outcomes = match apply_collect(links, &cmd, seq) {
+        Ok(o) => o,
+        Err(e) => return format!("error: {e}"),
+    };
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.result.err().map(|e| format!("lcore {}: {e}", o.lcore)))
+        .collect();
+    if errors.is_empty() {
+        format!("ok applied on {} lcores", links.len())
+    } else {
+        format!("error: {}", errors.join("; "))
+    }
+}
+
+/// Sends `cmd` to every lcore and waits (≤ 2 s) for each outcome. The caller holds the
+/// links' lock throughout, so the relay cannot take these acks. `Err` when a command
+/// ring is full or an lcore did not answer in time.
+fn apply_collect(
+    links: &mut [LcoreLink],
+    cmd: &Command,
+    seq: u64,
+) -> std::result::Result<Vec<Outcome>, String> {
     let mut waiting = Vec::new();
     for link in links.iter_mut() {
         let env = Box::new(Envelope {
@@ -633,12 +751,12 @@ fn apply_everywhere(links: &mut [LcoreLink], cmd: Command, seq: u64) -> String {
             outcome: None,
         });
         if link.commands.send(env).is_err() {
-            return format!("error: lcore {} command ring full", link.lcore);
+            return Err(format!("lcore {} command ring full", link.lcore));
         }
         waiting.push(link.lcore);
     }
     let deadline = Instant::now() + Duration::from_secs(2);
-    let mut errors = Vec::new();
+    let mut outcomes = Vec::new();
     while !waiting.is_empty() && Instant::now() < deadline {
         for link in links.iter_mut() {
             while let Some(env) = link.acks.recv() {
@@ -647,20 +765,16 @@ fn apply_everywhere(links: &mut [LcoreLink], cmd: Command, seq: u64) -> String {
                 }
                 waiting.retain(|l| *l != link.lcore);
                 if let Some(o) = env.outcome {
-                    if let Err(e) = o.result {
-                        errors.push(format!("lcore {}: {e}", o.lcore));
-                    }
+                    outcomes.push(o);
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(1));
+        if !waiting.is_empty() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
     if !waiting.is_empty() {
-        return format!("error: no answer from lcores {waiting:?} within 2 s");
+        return Err(format!("no answer from lcores {waiting:?} within 2 s"));
     }
-    if errors.is_empty() {
-        format!("ok applied on {} lcores", links.len())
-    } else {
-        format!("error: {}", errors.join("; "))
-    }
+    Ok(outcomes)
 }

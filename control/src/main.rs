@@ -1,4 +1,5 @@
-//! The `aves` binary: `aves run`, `aves check-config`, `aves ctl`, `aves status`.
+//! The `aves` binary: `aves run`, `aves check-config`, `aves ctl`, `aves status`,
+//! `aves setup`, `aves dns`.
 #![deny(unsafe_code)]
 
 mod config;
@@ -7,7 +8,9 @@ mod ctl;
 mod daemon;
 mod dns;
 mod metrics;
+mod proto;
 mod roles;
+mod setup;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -63,6 +66,53 @@ enum Cmd {
         #[arg(long, short, default_value_os_t = config::default_socket())]
         socket: PathBuf,
     },
+    /// Send a SETUP to a waypoint (as an AVES DNS server would, docs/protocol.md) and
+    /// print the answer: `ACCEPT ...` (exit 0), `REJECT ... reason R` (exit 1), or no
+    /// answer (exit 2). E.g. `aves setup --to 172.16.0.2:4798 --key-file dns.key
+    /// 198.51.100.10 203.0.113.100 192.0.2.2 10.0.0.2`.
+    Setup(SetupArgs),
+}
+
+/// `aves setup` arguments.
+#[derive(clap::Args, Debug)]
+struct SetupArgs {
+    /// The waypoint's SETUP address (its `[control] listen`).
+    #[arg(long)]
+    to: std::net::SocketAddr,
+    /// File with the key's secret in hex (as `secret_file` in the config).
+    #[arg(long)]
+    key_file: PathBuf,
+    /// Key id.
+    #[arg(long, default_value_t = 1)]
+    key_id: u8,
+    /// `hmac-md5` or `hmac-sha256-128`.
+    #[arg(long, default_value = "hmac-md5")]
+    algorithm: String,
+    /// What INITIATOR is: `initiator` (intranet, §3.3.1), `client-subnet` (an ECS
+    /// prefix) or `resolver` (general mode: delayed binding, §3.3.2).
+    #[arg(long, default_value = "initiator")]
+    kind: String,
+    /// `plain` or `multihoming`.
+    #[arg(long, default_value = "plain")]
+    mode: String,
+    /// The request's serial (default: from the clock).
+    #[arg(long)]
+    serial: Option<u32>,
+    /// How long to wait for each answer, ms.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Tries (each a new message with the same serial).
+    #[arg(long, default_value_t = 3)]
+    tries: u32,
+    /// Write the last datagram sent to this file (to replay it with --raw).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Send the bytes of this file as they are, once, instead of building a SETUP.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+    /// The initiator (a.b.c.d or a.b.c.d/len), waypoint address, gateway, responder.
+    #[arg(num_args = 4, value_names = ["INITIATOR", "W", "R", "B"], required_unless_present = "raw")]
+    addresses: Vec<String>,
 }
 
 /// Sends `request` to the daemon at `socket`, prints the reply; fails when the daemon
@@ -144,6 +194,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Setup(args) => match setup_cmd(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Run { config, eal } => {
             let cfg = match config::load(&config) {
                 Ok(c) => c,
@@ -155,6 +212,89 @@ fn main() -> ExitCode {
             run(cfg, eal)
         }
     }
+}
+
+/// `aves setup`: one SETUP exchange.
+fn setup_cmd(a: &SetupArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::{anyhow, Context};
+    use aves_dataplane::auth::{Algorithm, Key};
+    use aves_dataplane::command::Mode;
+    use proto::{InitiatorKind, Setup};
+    use setup::{Answer, Client};
+    let hex = std::fs::read_to_string(&a.key_file)
+        .with_context(|| format!("reading {}", a.key_file.display()))?;
+    let secret = config::parse_hex(hex.trim())
+        .ok_or_else(|| anyhow!("{}: not hex", a.key_file.display()))?;
+    let alg = Algorithm::from_name(&a.algorithm).ok_or_else(|| {
+        anyhow!(
+            "--algorithm: `{}` is not hmac-md5 or hmac-sha256-128",
+            a.algorithm
+        )
+    })?;
+    let key = Key::new(a.key_id, alg, &secret).map_err(|e| anyhow!("--key-file: {e}"))?;
+    let timeout = std::time::Duration::from_millis(a.timeout_ms);
+    let mut client = Client::new(a.to, key).with_context(|| format!("socket to {}", a.to))?;
+    let (answer, serial, sent) = if let Some(raw) = &a.raw {
+        let bytes = std::fs::read(raw).with_context(|| format!("reading {}", raw.display()))?;
+        let serial = match proto::parse(&bytes) {
+            Ok((_, proto::Message::Setup(s))) => s.serial,
+            _ => 0,
+        };
+        (client.exchange(&bytes, serial, timeout)?, serial, bytes)
+    } else {
+        let [i, w, r, b] = a.addresses.as_slice() else {
+            anyhow::bail!("expected INITIATOR W R B");
+        };
+        let addr = |what: &str, s: &str| {
+            s.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| anyhow!("{what}: `{s}` is not an IPv4 address"))
+        };
+        let initiator = if i.contains('/') {
+            i.parse().map_err(|e| anyhow!("INITIATOR: {e}"))?
+        } else {
+            aves_dataplane::addr::Ipv4Cidr::new(addr("INITIATOR", i)?, 32).expect("/32")
+        };
+        let kind = InitiatorKind::from_name(&a.kind).ok_or_else(|| {
+            anyhow!(
+                "--kind: `{}` is not initiator, client-subnet or resolver",
+                a.kind
+            )
+        })?;
+        let mode = match a.mode.as_str() {
+            "plain" => Mode::Plain,
+            "multihoming" => Mode::MultiHoming,
+            m => anyhow::bail!("--mode: `{m}` is not plain or multihoming"),
+        };
+        let serial = a.serial.unwrap_or_else(|| (setup::now_us() / 1000) as u32);
+        let s = Setup {
+            serial,
+            initiator,
+            kind,
+            mode,
+            waypoint: addr("W", w)?,
+            gateway: addr("R", r)?,
+            responder: addr("B", b)?,
+        };
+        let (answer, sent) = client.request(&s, timeout, a.tries)?;
+        (answer, serial, sent)
+    };
+    if let Some(path) = &a.save {
+        std::fs::write(path, &sent).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(match answer {
+        Answer::Accept => {
+            println!("ACCEPT serial {serial} from {}", a.to);
+            ExitCode::SUCCESS
+        }
+        Answer::Reject(reason) => {
+            println!("REJECT serial {serial} from {} reason {reason}", a.to);
+            ExitCode::from(1)
+        }
+        Answer::Silence => {
+            println!("NOANSWER serial {serial} from {}", a.to);
+            ExitCode::from(2)
+        }
+    })
 }
 
 /// "zone Z: H hosts, G gateways, W waypoint addresses" for check-config.

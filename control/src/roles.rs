@@ -3,10 +3,10 @@
 use crate::config::{Config, KeySpec};
 use anyhow::{anyhow, Context, Result};
 use aves_dataplane::auth::{Key, Keyring};
-use aves_dataplane::pipeline::flow::Timeouts;
+use aves_dataplane::pipeline::flow::{Timeouts, SECOND_NS};
 use aves_dataplane::pipeline::gateway::GatewayConfig;
 use aves_dataplane::pipeline::router::RouterConfig;
-use aves_dataplane::pipeline::waypoint::{GatewayKeys, WaypointConfig};
+use aves_dataplane::pipeline::waypoint::{DelayedTimers, GatewayKeys, WaypointConfig};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
@@ -54,6 +54,12 @@ pub fn waypoint_config(cfg: &Config, router: RouterConfig) -> Result<WaypointCon
         headers_only: cfg.tunnel.headers_only,
         timeouts: cfg.timeouts,
         seed: seed(),
+        delayed: DelayedTimers {
+            reject_ns: cfg.delayed_binding.reject_s * SECOND_NS,
+            reject_unknown_ns: cfg.delayed_binding.reject_unknown_s * SECOND_NS,
+        },
+        wait_capacity: cfg.limits.waits,
+        reject_capacity: cfg.limits.rejects,
     })
 }
 

@@ -55,7 +55,7 @@ pub struct Totals {
     pub events: Vec<(&'static str, u64)>,
 }
 
-fn events_of(e: &EventCounters) -> [(&'static str, u64); 11] {
+fn events_of(e: &EventCounters) -> [(&'static str, u64); 12] {
     [
         ("handed_off", e.handed_off.get()),
         ("fragments_made", e.fragments_made.get()),
@@ -68,6 +68,7 @@ fn events_of(e: &EventCounters) -> [(&'static str, u64); 11] {
         ("commands_applied", e.commands_applied.get()),
         ("busy_polls", e.busy_polls.get()),
         ("idle_polls", e.idle_polls.get()),
+        ("bindings_claimed", e.bindings_claimed.get()),
     ]
 }
 

@@ -16,7 +16,7 @@ use aves_dataplane::pipeline::gateway::{Gateway, GatewayConfig};
 use aves_dataplane::pipeline::route::{NextHop, RouteEntry, RouteTable};
 use aves_dataplane::pipeline::router::{PortConfig, Router, RouterConfig};
 use aves_dataplane::pipeline::tunnel::AVES_UDP_PORT;
-use aves_dataplane::pipeline::waypoint::{GatewayKeys, Waypoint, WaypointConfig};
+use aves_dataplane::pipeline::waypoint::{DelayedTimers, GatewayKeys, Waypoint, WaypointConfig};
 use aves_dataplane::pipeline::{Io, Role};
 use aves_dataplane::wire::{checksum, ethernet, ipv4, udp};
 use std::hint::black_box;
@@ -142,6 +142,9 @@ fn waypoint(alg: Algorithm, headers_only: bool) -> Waypoint {
         headers_only,
         timeouts: Timeouts::aves(),
         seed: 7,
+        delayed: DelayedTimers::paper(),
+        wait_capacity: 16,
+        reject_capacity: 64,
     })
     .unwrap();
     <Waypoint as Role<VecBuf>>::apply(

@@ -23,7 +23,7 @@ pub struct Route {
 }
 
 /// How the gateway presents the initiator to the responder (AVES paper §3.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// The responder sees the initiator's real address (one gateway).
     Plain,
@@ -48,6 +48,26 @@ pub struct Binding {
     pub mode: Mode,
     /// Never expires (static bindings from the config).
     pub pinned: bool,
+}
+
+/// A delayed-binding wait state (AVES paper §3.3.2, Figure 6): for `duration_ns` the
+/// waypoint address `waypoint` binds every admissible new connection from a source in
+/// `sources` that has no binding there to `responder` behind `gateway`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitSpec {
+    /// The waypoint address W that enters the wait state.
+    pub waypoint: Ipv4Addr,
+    /// Who may claim: 0.0.0.0/0 when only the initiator's resolver is known, the EDNS
+    /// Client Subnet prefix when the DNS server had one (RFC 7871).
+    pub sources: Ipv4Cidr,
+    /// The responder's gateway R.
+    pub gateway: Ipv4Addr,
+    /// The responder B.
+    pub responder: Ipv4Addr,
+    /// Plain or multi-homing.
+    pub mode: Mode,
+    /// Twait (2 s in the paper), from when the lcore applies the command.
+    pub duration_ns: u64,
 }
 
 /// A change to an lcore's tables.
@@ -79,12 +99,28 @@ pub enum Command {
     /// Install (or refresh) a waypoint binding; refused with `Conflict` when the
     /// (initiator, waypoint) pair is bound to another responder (§3.3.1).
     AddBinding(Binding),
-    /// Remove the binding of (initiator, waypoint).
+    /// Remove the binding of (initiator, waypoint); with `responder`, only when it is
+    /// bound to that responder (`NotFound` otherwise: how the SETUP service undoes an
+    /// `AddBinding` that some lcores accepted and others refused).
     DelBinding {
         /// The initiator.
         initiator: Ipv4Addr,
         /// The waypoint address.
         waypoint: Ipv4Addr,
+        /// Only if bound to this responder.
+        responder: Option<Ipv4Addr>,
+    },
+    /// Put a waypoint address in a delayed-binding wait state (replacing one it is in).
+    BeginWait(WaitSpec),
+    /// Reject new connections from `source` to `waypoint` (0.0.0.0: claims at every
+    /// waypoint address) for `duration_ns`, as another lcore decided (delayed binding).
+    RejectSource {
+        /// The rejected source.
+        source: Ipv4Addr,
+        /// The waypoint address, or 0.0.0.0 for a source without state (§6.2).
+        waypoint: Ipv4Addr,
+        /// From when the lcore applies it.
+        duration_ns: u64,
     },
     /// A neighbour another lcore learned from ARP: learn it here too (dynamic entry,
     /// expires like one learned locally; never overrides a static entry).
@@ -100,25 +136,55 @@ pub enum Command {
 
 /// An lcore tells control what it learned, by value over a ring (no allocation), so that
 /// control can pass it to the other lcores (see `docs/decisions/0005-state-across-lcores.md`).
-/// Fixed 16-byte layout, a multiple of 4 as DPDK's element rings require.
+/// Fixed 32-byte layout, a multiple of 4 as DPDK's element rings require. Which fields
+/// mean something depends on `kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Notice {
-    /// What this is: [`Notice::NEIGHBOUR`].
+    /// What this is: [`Notice::NEIGHBOUR`], [`Notice::BINDING_CLAIMED`] or
+    /// [`Notice::SOURCE_REJECTED`].
     pub kind: u16,
-    /// Port.
+    /// Neighbour: its port.
     pub port: u16,
-    /// IPv4 address, network order.
+    /// Neighbour: its IPv4 address. Binding: the initiator. Rejection: the source.
+    /// Network order.
     pub ip: [u8; 4],
-    /// MAC address.
+    /// Neighbour: its MAC.
     pub mac: [u8; 6],
+    /// Binding: 0 plain, 1 multi-homing.
+    pub mode: u8,
     /// Zero.
-    pub pad: [u8; 2],
+    pub pad: u8,
+    /// Binding, rejection: the waypoint address.
+    pub waypoint: [u8; 4],
+    /// Binding: the gateway.
+    pub gateway: [u8; 4],
+    /// Binding: the responder.
+    pub responder: [u8; 4],
+    /// Rejection: how long, ms.
+    pub duration_ms: u32,
 }
 
 impl Notice {
     /// A neighbour learned from ARP.
     pub const NEIGHBOUR: u16 = 1;
+    /// A binding claimed by a new connection in a wait state (delayed binding).
+    pub const BINDING_CLAIMED: u16 = 2;
+    /// A source rejected by this lcore (delayed binding), for the others to reject too.
+    pub const SOURCE_REJECTED: u16 = 3;
+
+    const EMPTY: Notice = Notice {
+        kind: 0,
+        port: 0,
+        ip: [0; 4],
+        mac: [0; 6],
+        mode: 0,
+        pad: 0,
+        waypoint: [0; 4],
+        gateway: [0; 4],
+        responder: [0; 4],
+        duration_ms: 0,
+    };
 
     /// A neighbour notice.
     pub fn neighbour(port: u16, ip: Ipv4Addr, mac: MacAddr) -> Notice {
@@ -127,7 +193,35 @@ impl Notice {
             port,
             ip: ip.octets(),
             mac: mac.0,
-            pad: [0; 2],
+            ..Notice::EMPTY
+        }
+    }
+
+    /// A binding claimed on this lcore, for the others to install (dynamic).
+    pub fn binding_claimed(b: &Binding) -> Notice {
+        Notice {
+            kind: Notice::BINDING_CLAIMED,
+            ip: b.initiator.octets(),
+            mode: match b.mode {
+                Mode::Plain => 0,
+                Mode::MultiHoming => 1,
+            },
+            waypoint: b.waypoint.octets(),
+            gateway: b.gateway.octets(),
+            responder: b.responder.octets(),
+            ..Notice::EMPTY
+        }
+    }
+
+    /// A source this lcore rejects at `waypoint` (0.0.0.0: everywhere) for `duration_ns`
+    /// more (rounded up to a millisecond, at most ~49 days).
+    pub fn source_rejected(source: Ipv4Addr, waypoint: Ipv4Addr, duration_ns: u64) -> Notice {
+        Notice {
+            kind: Notice::SOURCE_REJECTED,
+            ip: source.octets(),
+            waypoint: waypoint.octets(),
+            duration_ms: u32::try_from(duration_ns.div_ceil(1_000_000)).unwrap_or(u32::MAX),
+            ..Notice::EMPTY
         }
     }
 
@@ -138,6 +232,23 @@ impl Notice {
                 port: self.port,
                 ip: Ipv4Addr::from(self.ip),
                 mac: MacAddr(self.mac),
+            }),
+            Notice::BINDING_CLAIMED => Some(Command::AddBinding(Binding {
+                initiator: Ipv4Addr::from(self.ip),
+                waypoint: Ipv4Addr::from(self.waypoint),
+                gateway: Ipv4Addr::from(self.gateway),
+                responder: Ipv4Addr::from(self.responder),
+                mode: if self.mode == 1 {
+                    Mode::MultiHoming
+                } else {
+                    Mode::Plain
+                },
+                pinned: false,
+            })),
+            Notice::SOURCE_REJECTED => Some(Command::RejectSource {
+                source: Ipv4Addr::from(self.ip),
+                waypoint: Ipv4Addr::from(self.waypoint),
+                duration_ns: u64::from(self.duration_ms) * 1_000_000,
             }),
             _ => None,
         }
@@ -193,4 +304,46 @@ pub struct Outcome {
     pub lcore: u32,
     /// The result; on error the lcore's tables are unchanged.
     pub result: Result<(), CommandError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_to_commands() {
+        assert_eq!(std::mem::size_of::<Notice>(), 32);
+        let b = Binding {
+            initiator: Ipv4Addr::new(198, 51, 100, 10),
+            waypoint: Ipv4Addr::new(203, 0, 113, 100),
+            gateway: Ipv4Addr::new(192, 0, 2, 2),
+            responder: Ipv4Addr::new(10, 0, 0, 2),
+            mode: Mode::MultiHoming,
+            pinned: false,
+        };
+        assert_eq!(
+            Notice::binding_claimed(&b).to_command(),
+            Some(Command::AddBinding(b))
+        );
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let ip = Ipv4Addr::new(10, 0, 0, 9);
+        assert_eq!(
+            Notice::neighbour(1, ip, mac).to_command(),
+            Some(Command::LearnNeighbour { port: 1, ip, mac })
+        );
+        let (s, w) = (Ipv4Addr::new(198, 51, 100, 9), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(
+            Notice::source_rejected(s, w, 1_500_001).to_command(),
+            Some(Command::RejectSource {
+                source: s,
+                waypoint: w,
+                duration_ns: 2_000_000
+            })
+        );
+        assert_eq!(
+            Notice::source_rejected(s, w, u64::MAX).duration_ms,
+            u32::MAX
+        );
+        assert_eq!(Notice::EMPTY.to_command(), None);
+    }
 }

@@ -125,6 +125,15 @@ pub enum DropReason {
     TunnelForeignDestination,
     /// A packet for a flow another lcore owns could not be handed to it (ring full).
     HandoffFailed,
+    /// A new connection to a waypoint address from a source it rejects: a violator of
+    /// a wait state, for Treject after the wait (AVES §3.3.2, Figure 6), or a source
+    /// that opened a connection without state outside a wait state, for 3 hours (§6.2).
+    /// Answered with ICMP host unreachable.
+    SourceRejected,
+    /// A new connection during a wait state from an initiator bound at that waypoint
+    /// address to another responder (Figure 6's violators): rejected with ICMP host
+    /// unreachable and recorded.
+    WaitViolation,
 }
 
 impl DropReason {
@@ -132,7 +141,7 @@ impl DropReason {
     pub const COUNT: usize = DropReason::ALL.len();
 
     /// Every reason, in discriminant order.
-    pub const ALL: [DropReason; 36] = [
+    pub const ALL: [DropReason; 38] = [
         DropReason::Truncated,
         DropReason::UnsupportedEtherType,
         DropReason::NotForUs,
@@ -169,6 +178,8 @@ impl DropReason {
         DropReason::NatPortsExhausted,
         DropReason::TunnelForeignDestination,
         DropReason::HandoffFailed,
+        DropReason::SourceRejected,
+        DropReason::WaitViolation,
     ];
 
     /// The metric label: lower snake case, stable.
@@ -210,6 +221,8 @@ impl DropReason {
             DropReason::NatPortsExhausted => "nat_ports_exhausted",
             DropReason::TunnelForeignDestination => "tunnel_foreign_destination",
             DropReason::HandoffFailed => "handoff_failed",
+            DropReason::SourceRejected => "source_rejected",
+            DropReason::WaitViolation => "wait_violation",
         }
     }
 }
@@ -252,6 +265,8 @@ pub struct EventCounters {
     pub busy_polls: Counter,
     /// Poll iterations that received nothing.
     pub idle_polls: Counter,
+    /// Waypoint bindings claimed by a new connection in a wait state (delayed binding).
+    pub bindings_claimed: Counter,
 }
 
 /// All counters of one lcore.

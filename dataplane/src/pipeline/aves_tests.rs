@@ -12,7 +12,7 @@ use crate::pipeline::flow::Timeouts;
 use crate::pipeline::gateway::{Gateway, GatewayConfig};
 use crate::pipeline::router::{PortConfig, RouterConfig};
 use crate::pipeline::tunnel::AVES_UDP_PORT;
-use crate::pipeline::waypoint::{GatewayKeys, Waypoint, WaypointConfig};
+use crate::pipeline::waypoint::{DelayedTimers, GatewayKeys, Waypoint, WaypointConfig};
 use crate::pipeline::{RecordingIo, Role};
 use crate::wire::{checksum, ethernet, icmpv4, ipv4, tcp, udp};
 use std::net::Ipv4Addr;
@@ -62,6 +62,9 @@ pub(crate) fn waypoint() -> Waypoint {
         headers_only: false,
         timeouts: Timeouts::aves(),
         seed: 1,
+        delayed: DelayedTimers::paper(),
+        wait_capacity: 16,
+        reject_capacity: 64,
     })
     .unwrap()
 }

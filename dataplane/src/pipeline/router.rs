@@ -288,7 +288,10 @@ impl Router {
                 self.check_port(*port)?;
                 self.neighbours.learn(*port, *ip, *mac, now_ns).map(|_| ())
             }
-            Command::AddBinding(_) | Command::DelBinding { .. } => Err(CommandError::Unsupported),
+            Command::AddBinding(_)
+            | Command::DelBinding { .. }
+            | Command::BeginWait(_)
+            | Command::RejectSource { .. } => Err(CommandError::Unsupported),
         }
     }
 

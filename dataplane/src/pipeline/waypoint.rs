@@ -27,6 +27,24 @@
 //! the last segments of the closed ones (the initiator's final ACK) still pass for
 //! [`CLOSING_GRACE_NS`]. Pinned (configured) bindings never expire.
 //!
+//! Delayed binding (§3.3.2, Figure 6; §5.2; §6.2). `Command::BeginWait` puts a waypoint
+//! address W in a wait state for Twait, remembering (R, B, mode) and who may claim (any
+//! source, or an EDNS Client Subnet prefix). While W waits, each new connection (TCP
+//! SYN, or any other first fragment) from a source S in that set is admitted by
+//! Figure 6: S bound at W to another responder is a violator — rejected, and rejected
+//! for Treject after the wait ends; S bound to (R, B) passes; S without a binding at W
+//! gets one to (R, B) (a "claim"), unless S is rejected. Every admissible source gets a
+//! binding, not only the first: the wait does not end when someone claims it, so a
+//! malicious early packet cannot keep the real initiator out (§6.2). A claim made on
+//! one lcore is reported as a `Notice` and installed on the others through control;
+//! so is each new rejection, so that every lcore rejects the same sources.
+//! Outside a wait state a source without a binding at W that opens a connection is
+//! answered host unreachable and, per §6.2, rejected for `reject_unknown_ns` (3 h):
+//! it cannot claim in later wait states. An `AddBinding` for S (an intranet SETUP or
+//! the operator) lifts S's rejections. Rejections and wait states live in bounded
+//! tables on each lcore; when full, nothing more is rejected (fail open) and
+//! `BeginWait` is refused.
+//!
 //! The inner TTL is not decremented: from the initiator's point of view the waypoint is
 //! the destination host, so traceroute ends at W (the responder's ICMP port unreachable
 //! comes back translated by the gateway).
@@ -34,10 +52,11 @@
 //! Invariants: per packet no allocation (buffers for fragments come from the `Io`), no
 //! lock, no panic; every buffer ends in the `Io`.
 
+use crate::addr::Ipv4Cidr;
 use crate::addr::MacAddr;
 use crate::auth::{self, BurstMac, Keyring, PortableMac};
 use crate::buf::PacketBuf;
-use crate::command::{Binding, Command, CommandError, Mode, Notice};
+use crate::command::{Binding, Command, CommandError, Mode, Notice, WaitSpec};
 use crate::counters::{CoreCounters, DropReason};
 use crate::pipeline::flow::{flow_key, FlowKey, FlowTable, TcpState, Timeouts};
 use crate::pipeline::nat::{self, End};
@@ -79,7 +98,48 @@ pub struct WaypointConfig {
     pub timeouts: Timeouts,
     /// Hash seed for the tables.
     pub seed: u64,
+    /// Delayed binding timers.
+    pub delayed: DelayedTimers,
+    /// Waypoint addresses that may be in a wait state at once.
+    pub wait_capacity: usize,
+    /// Rejected sources remembered (violators and sources without state).
+    pub reject_capacity: usize,
 }
+
+/// Delayed binding timers (AVES paper §3.3.2, §5.2, §6.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DelayedTimers {
+    /// Treject: a wait state's violators are rejected this long after it ends (3 min).
+    pub reject_ns: u64,
+    /// A source without state that opens a connection outside a wait state is rejected
+    /// this long (3 h); 0 turns the rule off.
+    pub reject_unknown_ns: u64,
+}
+
+impl DelayedTimers {
+    /// The paper's values: Treject 3 minutes (§5.2), 3 hours for sources without state
+    /// (§6.2).
+    pub const fn paper() -> DelayedTimers {
+        DelayedTimers {
+            reject_ns: 180 * crate::pipeline::flow::SECOND_NS,
+            reject_unknown_ns: 3 * 3600 * crate::pipeline::flow::SECOND_NS,
+        }
+    }
+}
+
+/// A waypoint address's wait state.
+#[derive(Clone, Copy, Debug)]
+struct WaitState {
+    sources: Ipv4Cidr,
+    gateway: usize,
+    responder: Ipv4Addr,
+    mode: Mode,
+    until_ns: u64,
+}
+
+/// Claims and rejections not yet reported to control; more are not reported (the
+/// lcore that made them still has them).
+const NOTICE_SLOTS: usize = 16;
 
 /// One binding's state.
 #[derive(Clone, Copy, Debug)]
@@ -114,6 +174,12 @@ pub struct Waypoint<B = crate::buf::VecBuf> {
     tunnel_port: u16,
     headers_only: bool,
     timeouts: Timeouts,
+    /// Wait states, keyed by (0.0.0.0, W).
+    waits: FlowTable<WaitState>,
+    /// Rejected sources: (S, W) for violators, (S, 0.0.0.0) for sources without state.
+    rejects: FlowTable<()>,
+    delayed: DelayedTimers,
+    notices: [Option<Notice>; NOTICE_SLOTS],
     /// Encapsulated packets waiting for their tags (burst mode): tagged together by
     /// `mac` at the end of the burst (decision 0009), then sent.
     batch: Vec<Queued<B>>,
@@ -184,6 +250,10 @@ impl<B: PacketBuf> Waypoint<B> {
             tunnel_port: cfg.tunnel_port,
             headers_only: cfg.headers_only,
             timeouts: cfg.timeouts,
+            waits: FlowTable::new(cfg.wait_capacity.max(1), cfg.seed ^ 0x2545_f491),
+            rejects: FlowTable::new(cfg.reject_capacity.max(1), cfg.seed ^ 0x9e37_79b9),
+            delayed: cfg.delayed,
+            notices: [None; NOTICE_SLOTS],
             batch: Vec::with_capacity(MAX_BATCH),
             mac: Box::new(PortableMac),
             batching: false,
@@ -222,6 +292,150 @@ impl<B: PacketBuf> Waypoint<B> {
             .map(|b| b.responder)
     }
 
+    /// True when `waypoint` is in a wait state at `now_ns`.
+    pub fn is_waiting(&self, waypoint: Ipv4Addr, now_ns: u64) -> bool {
+        self.waits
+            .get(&pair(Ipv4Addr::UNSPECIFIED, waypoint), now_ns)
+            .is_some()
+    }
+
+    /// True when new connections from `source` to `waypoint` are rejected at `now_ns`
+    /// (a violator there, or a source without state; the latter only matters for
+    /// claims).
+    pub fn is_rejected(&self, source: Ipv4Addr, waypoint: Ipv4Addr, now_ns: u64) -> bool {
+        self.rejects.get(&pair(source, waypoint), now_ns).is_some()
+            || self
+                .rejects
+                .get(&pair(source, Ipv4Addr::UNSPECIFIED), now_ns)
+                .is_some()
+    }
+
+    fn begin_wait(&mut self, w: &WaitSpec, now_ns: u64) -> Result<(), CommandError> {
+        if !self.router.is_pool(w.waypoint) {
+            return Err(CommandError::Invalid);
+        }
+        let gateway = self
+            .gateways
+            .iter()
+            .position(|g| g.address == w.gateway)
+            .ok_or(CommandError::Invalid)?;
+        let until_ns = now_ns.saturating_add(w.duration_ns);
+        let state = WaitState {
+            sources: w.sources.network(),
+            gateway,
+            responder: w.responder,
+            mode: w.mode,
+            until_ns,
+        };
+        self.waits
+            .insert(
+                pair(Ipv4Addr::UNSPECIFIED, w.waypoint),
+                state,
+                until_ns,
+                now_ns,
+            )
+            .map(|_| ())
+            .map_err(|_| CommandError::TableFull)
+    }
+
+    /// Remembers that `key`'s source is rejected until `until_ns` (never shortening a
+    /// rejection it already has); with `share`, reports a new or longer rejection for
+    /// the other lcores. A full table rejects no more.
+    fn reject(&mut self, key: FlowKey, until_ns: u64, now_ns: u64, share: bool) {
+        let changed = match self.rejects.expires_at(&key, now_ns) {
+            Some(t) if t >= until_ns => false,
+            Some(_) => self.rejects.touch(&key, until_ns, now_ns),
+            None => self.rejects.insert(key, (), until_ns, now_ns).is_ok(),
+        };
+        if changed && share {
+            let n = Notice::source_rejected(key.src, key.dst, until_ns.saturating_sub(now_ns));
+            self.notify(n);
+        }
+    }
+
+    /// Queues `n` for control; dropped when the slots are full.
+    fn notify(&mut self, n: Notice) {
+        if let Some(slot) = self.notices.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(n);
+        }
+    }
+
+    /// Figure 6 for a new connection from `src` to waypoint address `dst`: `Err` is the
+    /// reason to reject it (with ICMP host unreachable). May claim a binding.
+    fn admit(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        now_ns: u64,
+        counters: &CoreCounters,
+    ) -> Result<(), DropReason> {
+        if self.waits.is_empty() && self.rejects.is_empty() && self.delayed.reject_unknown_ns == 0 {
+            return Ok(());
+        }
+        let key = pair(src, dst);
+        if !self.rejects.is_empty() && self.rejects.get(&key, now_ns).is_some() {
+            return Err(DropReason::SourceRejected);
+        }
+        let bound = self
+            .bindings
+            .get(&key, now_ns)
+            .filter(|b| !b.closing)
+            .map(|b| (b.gateway, b.responder));
+        let wait = if self.waits.is_empty() {
+            None
+        } else {
+            self.waits
+                .get(&pair(Ipv4Addr::UNSPECIFIED, dst), now_ns)
+                .copied()
+                .filter(|w| w.sources.contains(src))
+        };
+        let unknown = pair(src, Ipv4Addr::UNSPECIFIED);
+        match (wait, bound) {
+            (Some(w), Some(gr)) if gr != (w.gateway, w.responder) => {
+                // A violator (X in Figure 6): rejected now and for Treject after the wait.
+                let until = w.until_ns.saturating_add(self.delayed.reject_ns);
+                self.reject(key, until, now_ns, true);
+                Err(DropReason::WaitViolation)
+            }
+            (Some(w), None) => {
+                if self.rejects.get(&unknown, now_ns).is_some() {
+                    return Err(DropReason::SourceRejected);
+                }
+                let Some(gw) = self.gateways.get(w.gateway) else {
+                    return Err(DropReason::NoGatewayKey);
+                };
+                let b = Binding {
+                    initiator: src,
+                    waypoint: dst,
+                    gateway: gw.address,
+                    responder: w.responder,
+                    mode: w.mode,
+                    pinned: false,
+                };
+                match self.add_binding(&b, now_ns) {
+                    Ok(()) => {
+                        counters.events.bindings_claimed.inc();
+                        self.notify(Notice::binding_claimed(&b));
+                        Ok(())
+                    }
+                    Err(_) => Err(DropReason::FlowTableFull),
+                }
+            }
+            (None, None) => {
+                // §6.2: a source without state outside a wait state (its packet gets
+                // NoBinding's host unreachable).
+                if self.delayed.reject_unknown_ns > 0 {
+                    let until = now_ns.saturating_add(self.delayed.reject_unknown_ns);
+                    if self.rejects.get(&unknown, now_ns).is_none() {
+                        self.reject(unknown, until, now_ns, true);
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn add_binding(&mut self, b: &Binding, now_ns: u64) -> Result<(), CommandError> {
         if !self.router.is_pool(b.waypoint) {
             return Err(CommandError::Invalid);
@@ -232,6 +446,12 @@ impl<B: PacketBuf> Waypoint<B> {
             .position(|g| g.address == b.gateway)
             .ok_or(CommandError::Invalid)?;
         let key = pair(b.initiator, b.waypoint);
+        if !self.rejects.is_empty() {
+            // An explicit binding for the initiator lifts its rejections.
+            self.rejects.remove(&key);
+            self.rejects
+                .remove(&pair(b.initiator, Ipv4Addr::UNSPECIFIED));
+        }
         if self.bindings.get(&key, now_ns).is_some_and(|c| c.closing) {
             // A closed binding is gone as far as new bindings are concerned.
             self.bindings.remove(&key);
@@ -332,6 +552,23 @@ impl<B: PacketBuf> Waypoint<B> {
             Some(f) => f & tcp::flags::SYN != 0 && f & tcp::flags::ACK == 0,
             None => p.first_fragment,
         };
+        if new_connection {
+            if let Err(reason) = self.admit(p.src, p.dst, now_ns, counters) {
+                let v = self.router.icmp_error(
+                    &mut buf,
+                    in_port,
+                    now_ns,
+                    counters,
+                    IcmpError {
+                        msg_type: icmpv4::msg::DST_UNREACHABLE,
+                        code: icmpv4::unreach::HOST,
+                        mtu: 0,
+                        reason,
+                    },
+                );
+                return deliver(buf, v, io);
+            }
+        }
         let live = self
             .bindings
             .get(&bkey, now_ns)
@@ -604,12 +841,27 @@ impl<B: PacketBuf> Role<B> for Waypoint<B> {
             Command::DelBinding {
                 initiator,
                 waypoint,
+                responder,
             } => {
                 let key = pair(*initiator, *waypoint);
+                let bound = self.bindings.get(&key, now_ns).map(|b| b.responder);
+                if bound.is_none() || responder.is_some_and(|r| Some(r) != bound) {
+                    return Err(CommandError::NotFound);
+                }
                 self.bindings
                     .remove(&key)
                     .map(|_| ())
                     .ok_or(CommandError::NotFound)
+            }
+            Command::BeginWait(w) => self.begin_wait(w, now_ns),
+            Command::RejectSource {
+                source,
+                waypoint,
+                duration_ns,
+            } => {
+                let until = now_ns.saturating_add(*duration_ns);
+                self.reject(pair(*source, *waypoint), until, now_ns, false);
+                Ok(())
             }
             other => self.router.apply(other, now_ns),
         }
@@ -624,7 +876,9 @@ impl<B: PacketBuf> Role<B> for Waypoint<B> {
     }
 
     fn pop_learned(&mut self) -> Option<Notice> {
-        self.router.pop_learned()
+        self.router
+            .pop_learned()
+            .or_else(|| self.notices.iter_mut().find_map(Option::take))
     }
 
     fn end_burst(&mut self, now_ns: u64, counters: &CoreCounters, io: &mut impl Io<B>) {
@@ -640,6 +894,8 @@ impl<B: PacketBuf> Role<B> for Waypoint<B> {
     fn tick(&mut self, now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {
         self.connections.expire(now_ns, 64);
         self.bindings.expire(now_ns, 64);
+        self.waits.expire(now_ns, 16);
+        self.rejects.expire(now_ns, 64);
     }
 }
 

@@ -15,7 +15,7 @@
 use super::*;
 use crate::auth::{Algorithm, Key};
 use crate::buf::VecBuf;
-use crate::command::Route;
+use crate::command::{Route, WaitSpec};
 use crate::pipeline::flow::{MINUTE_NS, SECOND_NS};
 use crate::pipeline::router::PortConfig;
 use crate::pipeline::tunnel::{Decapsulated, AVES_UDP_PORT, OUTER_TTL};
@@ -112,6 +112,9 @@ fn cfg() -> WaypointConfig {
         headers_only: false,
         timeouts: Timeouts::aves(),
         seed: 0x0123_4567_89ab_cdef,
+        delayed: DelayedTimers::paper(),
+        wait_capacity: 16,
+        reject_capacity: 64,
     }
 }
 
@@ -609,9 +612,24 @@ fn one_responder_per_initiator_and_waypoint_address() {
     let (io, _) = run(&mut w, &frame(&ping_to(W)), 5);
     assert_eq!(tunnelled(&io).0.flags, aves::FLAG_M);
     // Once deleted, the pair is free for another responder.
+    let del_if = |responder| Command::DelBinding {
+        initiator: A,
+        waypoint: W,
+        responder: Some(responder),
+    };
+    assert_eq!(apply(&mut w, &del_if(B2), 6), Err(CommandError::NotFound));
+    assert_eq!(
+        w.binding(A, W, 6),
+        Some(B),
+        "bound to another responder: kept"
+    );
+    assert_eq!(apply(&mut w, &del_if(B), 6), Ok(()));
+    assert_eq!(w.binding(A, W, 6), None);
+    bind(&mut w, binding(A, W, B), 6);
     let del = Command::DelBinding {
         initiator: A,
         waypoint: W,
+        responder: None,
     };
     assert_eq!(apply(&mut w, &del, 6), Ok(()));
     assert_eq!(apply(&mut w, &del, 6), Err(CommandError::NotFound));
@@ -1274,4 +1292,309 @@ fn responder_closing_first_is_detected_from_the_initiators_acks() {
     let (io, _) = run(&mut w, &frame(&fin), 1);
     check_inner(&tunnelled(&io).1, &fin);
     assert_eq!(w.binding(A, W, 1), None, "removed at once (§5.2)");
+}
+
+// ---- Delayed binding (§3.3.2, Figure 6; §5.2; §6.2).
+
+/// A TCP SYN from `src` to `dst`.
+fn syn_from(src: Ipv4Addr, dst: Ipv4Addr, sport: u16) -> Vec<u8> {
+    datagram(
+        src,
+        dst,
+        ipv4::protocol::TCP,
+        true,
+        &tcp_seg(src, dst, sport, 80, tcp::flags::SYN, &[]),
+    )
+}
+
+/// An ACK (not a new connection) from `src` to `dst`.
+fn ack_from(src: Ipv4Addr, dst: Ipv4Addr, sport: u16) -> Vec<u8> {
+    datagram(
+        src,
+        dst,
+        ipv4::protocol::TCP,
+        true,
+        &tcp_seg(src, dst, sport, 80, tcp::flags::ACK, &[]),
+    )
+}
+
+fn wait(waypoint: Ipv4Addr, sources: &str, responder: Ipv4Addr) -> Command {
+    Command::BeginWait(WaitSpec {
+        waypoint,
+        sources: sources.parse().unwrap(),
+        gateway: R,
+        responder,
+        mode: Mode::Plain,
+        duration_ns: 2 * SECOND_NS,
+    })
+}
+
+/// The drop reason counted for the one packet `run` handled, if any.
+fn reason(c: &CoreCounters) -> Option<DropReason> {
+    DropReason::ALL.into_iter().find(|r| c.drops_of(*r) > 0)
+}
+
+/// Runs `ip` and returns the responder it was tunnelled to (None: not tunnelled, and
+/// the drop reason).
+fn outcome(w: &mut Waypoint, ip: &[u8], now: u64) -> Result<Ipv4Addr, Option<DropReason>> {
+    let (io, c) = run(w, &frame(ip), now);
+    if io.forwarded.len() == 1 && io.forwarded[0].0 == 1 {
+        // A tunnel packet from the waypoint address the datagram was sent to.
+        let f = &io.forwarded[0].1;
+        let outer = ipv4::Packet::new_checked(&f[ETH..]).unwrap();
+        assert_eq!(
+            outer.src(),
+            ipv4::Packet::new_checked(ip).unwrap().dst(),
+            "outer source"
+        );
+        let mut b = VecBuf::from_slice(f);
+        tunnel::decapsulate(&mut b, &gw_keys(), AVES_UDP_PORT).unwrap();
+        Ok(ipv4::Packet::new_checked(&b.data()[ETH..]).unwrap().dst())
+    } else {
+        Err(io.dropped.first().copied().or(reason(&c)))
+    }
+}
+
+#[test]
+fn a_wait_state_binds_every_admissible_new_source() {
+    let mut w = waypoint();
+    assert_eq!(apply(&mut w, &wait(W, "0.0.0.0/0", B), 0), Ok(()));
+    assert!(w.is_waiting(W, SECOND_NS));
+    assert!(!w.is_waiting(W2, SECOND_NS));
+    // The first new connection claims a binding to B and goes through.
+    let (io, c) = run(&mut w, &frame(&syn_from(A, W, 40000)), SECOND_NS);
+    let (_, inner) = tunnelled(&io);
+    assert_eq!(ipv4::Packet::new_checked(&inner[..]).unwrap().dst(), B);
+    assert_eq!(c.events.bindings_claimed.get(), 1);
+    assert_eq!(w.binding(A, W, SECOND_NS), Some(B));
+    // Reported for the other lcores as the binding itself.
+    let n = Role::<VecBuf>::pop_learned(&mut w).expect("a claim notice");
+    assert_eq!(n.to_command(), Some(Command::AddBinding(binding(A, W, B))));
+    assert_eq!(Role::<VecBuf>::pop_learned(&mut w), None);
+    // The wait does not end at the first claim (§6.2): another source claims too.
+    assert_eq!(outcome(&mut w, &ping_from(A2, W), SECOND_NS + 1), Ok(B));
+    assert_eq!(w.binding(A2, W, SECOND_NS + 1), Some(B));
+    // After Twait, a new source is not bound.
+    let a3 = Ipv4Addr::new(198, 51, 100, 9);
+    assert_eq!(
+        outcome(&mut w, &syn_from(a3, W, 40001), 2 * SECOND_NS + 1),
+        Err(Some(DropReason::NoBinding))
+    );
+    assert!(!w.is_waiting(W, 2 * SECOND_NS + 1));
+    // The claimed bindings live on as dynamic bindings.
+    assert_eq!(
+        outcome(&mut w, &syn_from(A, W, 40002), 3 * SECOND_NS),
+        Ok(B)
+    );
+}
+
+fn ping_from(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    datagram(
+        src,
+        dst,
+        ipv4::protocol::ICMP,
+        false,
+        &echo_request(9, 1, b"x"),
+    )
+}
+
+#[test]
+fn only_new_connections_claim() {
+    let mut w = waypoint();
+    apply(&mut w, &wait(W, "0.0.0.0/0", B), 0).unwrap();
+    assert_eq!(
+        outcome(&mut w, &ack_from(A, W, 40000), 1),
+        Err(Some(DropReason::NoBinding))
+    );
+    assert_eq!(w.binding(A, W, 1), None);
+    assert_eq!(outcome(&mut w, &syn_from(A, W, 40000), 2), Ok(B));
+}
+
+#[test]
+fn violators_are_rejected_until_treject_after_the_wait() {
+    let mut w = waypoint();
+    // A is bound at W to B2; the DNS server now sends someone to W for B.
+    bind(&mut w, binding(A, W, B2), 0);
+    apply(&mut w, &wait(W, "0.0.0.0/0", B), 0).unwrap();
+    let syn = syn_from(A, W, 40000);
+    let (io, c) = run(&mut w, &frame(&syn), SECOND_NS);
+    icmp_error_to_a(&io, icmpv4::unreach::HOST, &syn);
+    assert_eq!(c.drops_of(DropReason::WaitViolation), 1);
+    assert!(w.is_rejected(A, W, SECOND_NS));
+    // Its existing connections still pass (only new connections are judged).
+    assert_eq!(outcome(&mut w, &ack_from(A, W, 39999), SECOND_NS), Ok(B2));
+    // A bound to B itself is not a violator.
+    bind(&mut w, binding(A2, W, B), 0);
+    assert_eq!(outcome(&mut w, &ping_from(A2, W), SECOND_NS), Ok(B));
+    // After the wait (2 s) A stays rejected for Treject (3 min)…
+    let end = 2 * SECOND_NS + DelayedTimers::paper().reject_ns;
+    assert_eq!(
+        outcome(&mut w, &syn_from(A, W, 40001), end - 1),
+        Err(Some(DropReason::SourceRejected))
+    );
+    // …then its binding to B2 works again.
+    tick(&mut w, end);
+    assert_eq!(outcome(&mut w, &syn_from(A, W, 40002), end), Ok(B2));
+    assert!(!w.is_rejected(A, W, end));
+    // Violating at W says nothing about W2.
+    bind(&mut w, binding(A, W2, B), 0);
+    assert_eq!(outcome(&mut w, &syn_from(A, W2, 40003), SECOND_NS), Ok(B));
+}
+
+#[test]
+fn sources_without_state_are_rejected_for_three_hours() {
+    let mut w = waypoint();
+    // Outside a wait state: host unreachable, and remembered (§6.2).
+    assert_eq!(
+        outcome(&mut w, &syn_from(A, W, 40000), 0),
+        Err(Some(DropReason::NoBinding))
+    );
+    assert!(w.is_rejected(A, W2, 0), "for every waypoint address");
+    // In a later wait state, A cannot claim; A2 can.
+    apply(&mut w, &wait(W, "0.0.0.0/0", B), SECOND_NS).unwrap();
+    assert_eq!(
+        outcome(&mut w, &syn_from(A, W, 40001), 2 * SECOND_NS),
+        Err(Some(DropReason::SourceRejected))
+    );
+    assert_eq!(outcome(&mut w, &ping_from(A2, W), 2 * SECOND_NS), Ok(B));
+    // Three hours later it can.
+    let later = 3 * 3600 * SECOND_NS + 1;
+    tick(&mut w, later);
+    assert!(!w.is_rejected(A, W, later));
+    apply(&mut w, &wait(W2, "0.0.0.0/0", B2), later).unwrap();
+    assert_eq!(outcome(&mut w, &syn_from(A, W2, 40002), later + 1), Ok(B2));
+}
+
+#[test]
+fn an_explicit_binding_lifts_rejections() {
+    let mut w = waypoint();
+    assert!(outcome(&mut w, &syn_from(A, W, 40000), 0).is_err());
+    assert!(w.is_rejected(A, W2, 0));
+    // An intranet SETUP (or the operator) binds A at W2: A is known now.
+    bind(&mut w, binding(A, W2, B), 0);
+    assert!(!w.is_rejected(A, W, 0));
+    apply(&mut w, &wait(W, "0.0.0.0/0", B2), 0).unwrap();
+    assert_eq!(outcome(&mut w, &syn_from(A, W, 40001), 1), Ok(B2));
+}
+
+#[test]
+fn the_three_hour_rule_can_be_turned_off() {
+    let mut c = cfg();
+    c.delayed.reject_unknown_ns = 0;
+    let mut w = Waypoint::new(&c).unwrap();
+    assert!(outcome(&mut w, &syn_from(A, W, 40000), 0).is_err());
+    assert!(!w.is_rejected(A, W, 0));
+    apply(&mut w, &wait(W, "0.0.0.0/0", B), 1).unwrap();
+    assert_eq!(outcome(&mut w, &syn_from(A, W, 40001), 2), Ok(B));
+}
+
+#[test]
+fn a_client_subnet_limits_who_may_claim() {
+    let mut c = cfg();
+    c.delayed.reject_unknown_ns = 0;
+    let mut w = Waypoint::new(&c).unwrap();
+    // A = 198.51.100.7 is in 198.51.100.4/30; A2 = .8 is not.
+    apply(&mut w, &wait(W, "198.51.100.4/30", B), 0).unwrap();
+    assert_eq!(
+        outcome(&mut w, &ping_from(A2, W), 1),
+        Err(Some(DropReason::NoBinding))
+    );
+    assert_eq!(outcome(&mut w, &syn_from(A, W, 40000), 2), Ok(B));
+}
+
+#[test]
+fn wait_states_need_a_pool_address_a_known_gateway_and_room() {
+    let mut w = waypoint();
+    assert_eq!(
+        apply(&mut w, &wait(NOT_POOL, "0.0.0.0/0", B), 0),
+        Err(CommandError::Invalid)
+    );
+    let unknown_gw = Command::BeginWait(WaitSpec {
+        waypoint: W,
+        sources: "0.0.0.0/0".parse().unwrap(),
+        gateway: Ipv4Addr::new(192, 0, 2, 99),
+        responder: B,
+        mode: Mode::Plain,
+        duration_ns: SECOND_NS,
+    });
+    assert_eq!(apply(&mut w, &unknown_gw, 0), Err(CommandError::Invalid));
+    let mut c = cfg();
+    c.wait_capacity = 1;
+    let mut w = Waypoint::new(&c).unwrap();
+    apply(&mut w, &wait(W, "0.0.0.0/0", B), 0).unwrap();
+    // The same address again replaces its wait state; another one does not fit.
+    assert_eq!(apply(&mut w, &wait(W, "0.0.0.0/0", B2), 1), Ok(()));
+    assert_eq!(
+        apply(&mut w, &wait(W2, "0.0.0.0/0", B), 1),
+        Err(CommandError::TableFull)
+    );
+    assert_eq!(outcome(&mut w, &syn_from(A2, W, 40000), 2), Ok(B2));
+    // Once it is over, there is room again.
+    assert_eq!(
+        apply(&mut w, &wait(W2, "0.0.0.0/0", B), 3 * SECOND_NS),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_claim_reaches_another_lcore_as_a_binding() {
+    let (mut w0, mut w1) = (waypoint(), waypoint());
+    for w in [&mut w0, &mut w1] {
+        apply(w, &wait(W, "0.0.0.0/0", B), 0).unwrap();
+    }
+    assert_eq!(outcome(&mut w0, &syn_from(A, W, 40000), 1), Ok(B));
+    let n = Role::<VecBuf>::pop_learned(&mut w0).unwrap();
+    // Control relays it (daemon::relay): the other lcore installs it.
+    apply(&mut w1, &n.to_command().unwrap(), 2).unwrap();
+    assert_eq!(w1.binding(A, W, 2), Some(B));
+    // After the wait, A's packets on lcore 1 still go to B.
+    assert_eq!(
+        outcome(&mut w1, &syn_from(A, W, 40001), 3 * SECOND_NS),
+        Ok(B)
+    );
+}
+
+#[test]
+fn rejections_reach_the_other_lcores() {
+    let (mut w0, mut w1) = (waypoint(), waypoint());
+    // Lcore 0 sees A without state: A is rejected there, and reported.
+    assert!(outcome(&mut w0, &syn_from(A, W, 40000), 0).is_err());
+    let n = Role::<VecBuf>::pop_learned(&mut w0).expect("a rejection notice");
+    assert_eq!(
+        n.to_command(),
+        Some(Command::RejectSource {
+            source: A,
+            waypoint: Ipv4Addr::UNSPECIFIED,
+            duration_ns: DelayedTimers::paper().reject_unknown_ns,
+        })
+    );
+    // Reported once, not again for its next packets.
+    assert!(outcome(&mut w0, &syn_from(A, W, 40001), 1).is_err());
+    assert_eq!(Role::<VecBuf>::pop_learned(&mut w0), None);
+    // Lcore 1 applies it: in a wait state there, A cannot claim.
+    apply(&mut w1, &n.to_command().unwrap(), 2).unwrap();
+    assert!(w1.is_rejected(A, W2, 2));
+    apply(&mut w1, &wait(W, "0.0.0.0/0", B), 2).unwrap();
+    assert_eq!(
+        outcome(&mut w1, &syn_from(A, W, 40002), 3),
+        Err(Some(DropReason::SourceRejected))
+    );
+    // A violator's rejection carries what is left of it: wait end + Treject.
+    let mut w2 = waypoint();
+    bind(&mut w2, binding(A2, W, B2), 0);
+    apply(&mut w2, &wait(W, "0.0.0.0/0", B), 0).unwrap();
+    assert!(outcome(&mut w2, &ping_from(A2, W), SECOND_NS).is_err());
+    let n = Role::<VecBuf>::pop_learned(&mut w2).unwrap();
+    assert_eq!(
+        n.to_command(),
+        Some(Command::RejectSource {
+            source: A2,
+            waypoint: W,
+            duration_ns: SECOND_NS + DelayedTimers::paper().reject_ns,
+        })
+    );
+    // Applying a rejection on an lcore does not report it again.
+    apply(&mut w1, &n.to_command().unwrap(), 4).unwrap();
+    assert_eq!(Role::<VecBuf>::pop_learned(&mut w1), None);
+    assert!(w1.is_rejected(A2, W, 4));
 }

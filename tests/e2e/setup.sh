@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# End-to-end: the AVES control protocol (paper §3.3, §5.2, §6.2; docs/protocol.md,
+# "Control messages") against a running waypoint.
+#
+# The topology of tests/e2e/aves.sh (scripts/aves-netns.sh) plus a management link to
+# the waypoint's kernel (172.16.0.2), where its SETUP service listens. `aves setup`, in
+# the Internet namespace, plays the AVES DNS server. Shows:
+# - intranet SETUP (§3.3.1): ACCEPT, then curl through the binding reaches B; the same
+#   initiator and waypoint address for another responder is REJECTed (conflict); a retry
+#   of a serial is answered from the cache, not applied again; not_ours, unknown_gateway;
+# - forged (changed byte, wrong secret), replayed and stale-key (retired id) SETUPs get
+#   no answer and are counted by reason;
+# - delayed binding (§3.3.2, Figure 6): a general-mode SETUP (initiator unknown) puts W in
+#   a wait state; the initiator's first connection claims the binding and curl works;
+#   SETUPs for W are ignored during the wait, answered again after it; an initiator
+#   bound at W to another
+#   responder that connects during the wait is rejected (host unreachable) until Treject
+#   after the wait, then works again; a source that connected without state outside a
+#   wait state cannot claim later (§6.2), another source can; an ECS /32 binds at once.
+#
+# AVES_E2E_PORTS, AVES_W_LCORES / AVES_R_LCORES (AVES_LCORES), AVES_BIN, AVES_NS_PREFIX
+# as for tests/e2e/aves.sh.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
+. "$root/scripts/aves-netns.sh"
+need_root setup-e2e
+
+AVES=${AVES_BIN:-$root/target/release/aves}
+PY=/usr/bin/python3
+[ -x "$AVES" ] || { echo "setup-e2e: $AVES not built (cargo build --release)"; echo "setup-e2e: 0 passed, 1 failed"; exit 1; }
+tmp=$(mktemp -d)
+wsock=$tmp/w.sock
+rsock=$tmp/r.sock
+w_pid=
+r_pid=
+cleanup() {
+  [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
+  [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
+  for n in a b i; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
+  aves_topo_down
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+inA() { ip netns exec "${P}a" "$@"; }
+inB() { ip netns exec "${P}b" "$@"; }
+wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
+rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
+# control NAME: one SETUP-service counter from the waypoint's `aves ctl stats`.
+control() { wctl stats | awk -v n="$1" '$1 == "control" && $2 == n { print $3 }' | grep . || echo 0; }
+drops() { wctl stats | awk -v r="$1" '$1 == "drop" && $2 == r { print $3 }' | grep . || echo 0; }
+event() { wctl stats | awk -v e="$1" '$1 == "event" && $2 == e { print $3 }' | grep . || echo 0; }
+
+A=198.51.100.10
+A2=198.51.100.11
+A3=198.51.100.12
+A4=198.51.100.13
+A5=198.51.100.14
+W=203.0.113.100
+W2=203.0.113.101
+W3=203.0.113.102
+W4=203.0.113.103
+W5=203.0.113.104
+R=192.0.2.2
+B=10.0.0.2
+B2=10.0.0.3
+CTL=172.16.0.2:4798
+TREJECT=4
+
+# The "DNS server" keys: id 1 (MD5) and 2 (SHA-256/128) are configured on W; id 3 is
+# not (a retired key).
+printf '%s' 00112233445566778899aabbccddeeff > "$tmp/k1"
+printf '%s' 444e532073657276657220322c207368612d3235362f313238206b6579212121 > "$tmp/k2"
+printf '%s' 0f0e0d0c0b0a09080706050403020100 > "$tmp/k3"
+printf '%s' ffeeddccbbaa99887766554433221100 > "$tmp/k1-wrong"
+
+# dns ARGS...: aves setup from the Internet namespace to W's SETUP service, with key
+# KEY_FILE (default k1), KEY_ID (1), KEY_ALG (hmac-md5).
+dns() {
+  ip netns exec "${P}i" "$AVES" setup --to "$CTL" --key-file "${KEY_FILE:-$tmp/k1}" \
+    --key-id "${KEY_ID:-1}" --algorithm "${KEY_ALG:-hmac-md5}" --timeout-ms 700 --tries 1 "$@"
+}
+# expect NAME WANT-PREFIX EXIT ARGS...: runs dns ARGS, checks its output and exit code.
+expect() {
+  local name=$1 want=$2 code=$3; shift 3
+  local out rc
+  out=$(dns "$@" 2>&1); rc=$?
+  if [[ "$out" == "$want"* ]] && [ "$rc" = "$code" ]; then pass "$name ($out)"; else fail "$name" "exit $rc: $out"; fi
+}
+# get ADDR W: curl http://W:8000/ from ADDR; prints the body, returns curl's exit code.
+get() { inA curl -s --max-time 4 --interface "$1" "http://$2:8000/"; }
+
+echo "== setup e2e: topology (engine ports: $AVES_E2E_PORTS)"
+aves_topo_up
+aves_mgmt_up
+for a in $A3 $A4 $A5; do ip -n "${P}a" addr add "$a/24" dev a0; done
+waypoint_config "$tmp/waypoint.toml" "$wsock"
+# The SETUP service: listen address in [control], keys and timers appended.
+sed -i "s|^socket = \"$wsock\"|&\nlisten = \"$CTL\"|" "$tmp/waypoint.toml"
+cat >> "$tmp/waypoint.toml" <<CFG
+
+[[control.key]]
+id = 1
+algorithm = "hmac-md5"
+secret_file = "$tmp/k1"
+
+[[control.key]]
+id = 2
+algorithm = "hmac-sha256-128"
+secret_file = "$tmp/k2"
+
+[delayed_binding]
+wait = 2
+reject = $TREJECT
+CFG
+gateway_config "$tmp/gateway.toml" "$rsock"
+check "check-config accepts the waypoint config with a SETUP service" "$AVES" check-config "$tmp/waypoint.toml"
+
+mkdir -p "$tmp/www" "$tmp/www2"
+echo "<html><body>AVES responder B $(date +%s%N)</body></html>" > "$tmp/www/index.html"
+echo "<html><body>AVES responder B2 $(date +%s%N)</body></html>" > "$tmp/www2/index.html"
+inB "$PY" -u -m http.server 8000 --bind "$B" --directory "$tmp/www" > "$tmp/http.log" 2>&1 &
+inB "$PY" -u -m http.server 8000 --bind "$B2" --directory "$tmp/www2" > "$tmp/http2.log" 2>&1 &
+pageB=$(cat "$tmp/www/index.html")
+pageB2=$(cat "$tmp/www2/index.html")
+
+ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
+r_pid=$!
+ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
+w_pid=$!
+for _ in $(seq 1 100); do
+  rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
+  if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then break; fi
+  sleep 0.2
+done
+check "waypoint answers on its control socket" wctl ping
+check "gateway answers on its control socket" rctl ping
+[ "$AVES_E2E_PORTS" = tap ] && check "the engines' taps joined their bridges" aves_attach_taps
+if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then
+  echo "-- gateway stderr"; cat "$tmp/r.err"; echo "-- waypoint stderr"; cat "$tmp/w.err"
+  fail "both daemons running"; summary setup-e2e; exit 1
+fi
+# http.server listens only after a reverse lookup of its address (socket.getfqdn),
+# which can take seconds here: wait for both.
+for _ in $(seq 1 150); do
+  l=$(inB ss -ltn)
+  echo "$l" | grep -q "$B:8000 " && echo "$l" | grep -q "$B2:8000 " && break
+  sleep 0.1
+done
+if grep -q "SETUP service listening" "$tmp/w.err"; then pass "the SETUP service listens on $CTL"; else fail "the SETUP service listens" "$(tail -3 "$tmp/w.err")"; fi
+inA ping -c 1 -W 2 -I "$A" 198.51.100.1 >/dev/null 2>&1
+
+echo "== intranet SETUP (§3.3.1)"
+expect "SETUP $A at $W for $B: ACCEPT" ACCEPT 0 --save "$tmp/s1.bin" "$A" "$W" "$R" "$B"
+expect "SETUP $A at $W for $B2: REJECT conflict (one responder per initiator and address)" "REJECT serial" 1 "$A" "$W" "$R" "$B2"
+check_eq "the reject counter says conflict" 1 "$(control setup_rejected_conflict)"
+got=$(get "$A" "$W")
+check_eq "curl http://$W:8000/ from $A reaches B through the new binding" "$pageB" "$got"
+sleep 0.2
+if grep -q "^$A .*\"GET / " "$tmp/http.log"; then pass "B's log shows $A"; else fail "B's log shows $A" "$(tail -2 "$tmp/http.log" | tr '\n' ' ')"; fi
+KEY_FILE=$tmp/k2 KEY_ID=2 KEY_ALG=hmac-sha256-128 \
+  expect "SETUP $A at $W2 for $B2 with the SHA-256 key (id 2): ACCEPT" ACCEPT 0 "$A" "$W2" "$R" "$B2"
+check_eq "curl http://$W2:8000/ from $A reaches B2" "$pageB2" "$(get "$A" "$W2")"
+expect "SETUP for an address outside the pools: REJECT not_ours" "REJECT" 1 "$A" 203.0.113.200 "$R" "$B"
+check_eq "not_ours counted" 1 "$(control setup_rejected_not_ours)"
+expect "SETUP for a gateway without a tunnel key: REJECT unknown_gateway" "REJECT" 1 "$A" "$W3" 192.0.2.99 "$B"
+check_eq "unknown_gateway counted" 1 "$(control setup_rejected_unknown_gateway)"
+
+echo "== retries are answered from the cache"
+applied0=$(event commands_applied)
+expect "SETUP serial 4242: ACCEPT" ACCEPT 0 --serial 4242 "$A2" "$W" "$R" "$B2"
+expect "the same serial again (a retry, a new message): ACCEPT" ACCEPT 0 --serial 4242 "$A2" "$W" "$R" "$B2"
+check_eq "the retry was answered from the cache" 1 "$(control setup_retries_answered)"
+check_eq "and applied once (commands_applied delta, one lcore per command)" "$(_aves_nq "${AVES_W_LCORES:-${AVES_LCORES:-1}}")" "$(( $(event commands_applied) - applied0 ))"
+check_eq "curl from $A2 through $W reaches B2" "$pageB2" "$(get "$A2" "$W")"
+
+echo "== forged, replayed and stale-key SETUPs: no answer, counted"
+accepted0=$(control setup_accepted)
+"$PY" - "$tmp/s1.bin" "$tmp/forged.bin" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[35] ^= 0x01          # the responder's last byte: 10.0.0.2 -> 10.0.0.3
+open(sys.argv[2], "wb").write(b)
+PY
+expect "a SETUP with a changed responder byte: no answer" NOANSWER 2 --raw "$tmp/forged.bin"
+check_eq "refused_bad_tag" 1 "$(control refused_bad_tag)"
+KEY_FILE=$tmp/k1-wrong expect "a SETUP signed with the wrong secret under key id 1: no answer" NOANSWER 2 "$A3" "$W" "$R" "$B"
+check_eq "refused_bad_tag" 2 "$(control refused_bad_tag)"
+expect "the first SETUP's datagram again (a replay): no answer" NOANSWER 2 --raw "$tmp/s1.bin"
+check_eq "refused_replay" 1 "$(control refused_replay)"
+KEY_FILE=$tmp/k3 KEY_ID=3 expect "a SETUP with a retired key (id 3): no answer" NOANSWER 2 "$A3" "$W" "$R" "$B"
+check_eq "refused_unknown_key" 1 "$(control refused_unknown_key)"
+printf 'AVES?' > "$tmp/junk.bin"
+expect "five bytes of junk: no answer" NOANSWER 2 --raw "$tmp/junk.bin"
+check_eq "refused_bad_length" 1 "$(control refused_bad_length)"
+check_eq "none of them was accepted" "$accepted0" "$(control setup_accepted)"
+if get "$A3" "$W" >/dev/null 2>&1; then fail "no binding was made for $A3"; else pass "no binding was made for $A3 (curl fails)"; fi
+
+echo "== delayed binding (§3.3.2): the initiator is unknown"
+# A4 has never sent to a waypoint address: no state, not rejected.
+expect "general-mode SETUP (the resolver 172.16.0.1) for $W3 -> $B: ACCEPT" ACCEPT 0 --kind resolver 172.16.0.1 "$W3" "$R" "$B"
+check_eq "curl from $A4 to $W3 in the wait state claims the binding and reaches B" "$pageB" "$(get "$A4" "$W3")"
+expect "a SETUP for $W3 during its wait state is ignored" NOANSWER 2 "$A5" "$W3" "$R" "$B2"
+check_eq "setup_ignored_waiting" 1 "$(control setup_ignored_waiting)"
+check_ge "bindings_claimed" 1 "$(event bindings_claimed)"
+sleep 2.2
+expect "after the wait, $W3 takes SETUPs again" ACCEPT 0 "$A5" "$W3" "$R" "$B2"
+
+echo "== a violator is rejected until Treject after the wait (Figure 6)"
+expect "SETUP $A at $W for $B (intranet): ACCEPT" ACCEPT 0 "$A" "$W" "$R" "$B"
+# The DNS server sends someone to W for B2: A, bound there to B, must not get through.
+expect "general-mode SETUP for $W -> $B2: ACCEPT" ACCEPT 0 --kind resolver 172.16.0.1 "$W" "$R" "$B2"
+wv0=$(drops wait_violation)
+t0=$(date +%s%N)
+out=$(get "$A" "$W" 2>&1); rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$rc" = 7 ] && [ "$ms" -lt 1500 ]; then pass "$A (bound to B) connecting to $W in the wait state is refused fast (host unreachable, $ms ms)"; else fail "$A connecting during the wait is refused" "exit $rc after $ms ms: $out"; fi
+check_ge "wait_violation counted" 1 "$(( $(drops wait_violation) - wv0 ))"
+sleep 2.2
+sr0=$(drops source_rejected)
+if get "$A" "$W" >/dev/null 2>&1; then fail "$A stays rejected after the wait"; else pass "$A stays rejected after the wait (Treject $TREJECT s)"; fi
+check_ge "source_rejected counted" 1 "$(( $(drops source_rejected) - sr0 ))"
+sleep "$TREJECT"
+check_eq "after Treject $A reaches B through $W again" "$pageB" "$(get "$A" "$W")"
+
+echo "== sources without state cannot claim later (§6.2)"
+if get "$A3" "$W4" >/dev/null 2>&1; then fail "$A3 without a binding at $W4 is refused"; else pass "$A3 without a binding at $W4 is refused (and remembered)"; fi
+expect "general-mode SETUP for $W4 -> $B2: ACCEPT" ACCEPT 0 --kind resolver 172.16.0.1 "$W4" "$R" "$B2"
+sr0=$(drops source_rejected)
+if get "$A3" "$W4" >/dev/null 2>&1; then fail "$A3 cannot claim $W4"; else pass "$A3 cannot claim $W4"; fi
+check_ge "source_rejected counted" 1 "$(( $(drops source_rejected) - sr0 ))"
+check_eq "$A5 (no history) claims $W4 in the same wait and reaches B2" "$pageB2" "$(get "$A5" "$W4")"
+
+echo "== an ECS /32 names the initiator: bound at once"
+sleep 2.2
+expect "SETUP with client subnet $A3/32 at $W5: ACCEPT" ACCEPT 0 --kind client-subnet "$A3/32" "$W5" "$R" "$B"
+check_eq "$A3 reaches B through $W5 (its rejection lifted by the binding)" "$pageB" "$(get "$A3" "$W5")"
+
+echo "== counters"
+wctl stats | grep '^control ' | sed 's/^/     /'
+check_eq "setup_accepted (new requests; the retry was not one)" 9 "$(control setup_accepted)"
+
+echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
+for role in waypoint gateway; do
+  if [ "$role" = waypoint ]; then pid=$w_pid; out=$tmp/w.out; else pid=$r_pid; out=$tmp/r.out; fi
+  kill -INT "$pid"
+  wait "$pid"; rc=$?
+  if [ "$role" = waypoint ]; then w_pid=; else r_pid=; fi
+  check_eq "$role exits 0 on SIGINT" 0 "$rc"
+  free=$(awk '/^mempool/ { split($2, a, "="); print a[2] }' "$out")
+  size=$(awk '/^mempool/ { split($3, a, "="); print a[2] }' "$out")
+  if [ -n "$size" ] && [ "$free" = "$size" ]; then pass "$role mempool free == size ($free)"; else fail "$role mempool free == size" "free '$free', size '$size'"; fi
+done
+
+summary setup-e2e
