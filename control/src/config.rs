@@ -1587,6 +1587,9 @@ pub struct DnsSpec {
     pub nx_penalty: NxPenaltySpec,
     /// The per-responder session rate.
     pub rate: RateSpec,
+    /// Keys to sign SETUP messages with (`[[dns.key]]`; the last one listed signs).
+    /// None: the server answers host queries SERVFAIL (nothing to sign with).
+    pub keys: Vec<KeySpec>,
 }
 
 impl DnsSpec {
@@ -1625,6 +1628,8 @@ struct RawDns {
     max_pending: Option<usize>,
     nx_penalty: Option<RawNxPenalty>,
     rate: Option<RawRate>,
+    #[serde(default, rename = "key")]
+    keys: Vec<RawKey>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1751,6 +1756,19 @@ fn in_range<T: PartialOrd + fmt::Display + Copy>(
 impl RawDns {
     fn validate(self, cx: &Ctx<'_>) -> Result<DnsSpec, ConfigError> {
         use std::time::Duration;
+        let keys = parse_keys(
+            cx,
+            cx.file.parent().unwrap_or(Path::new(".")),
+            "dns.key",
+            &self.keys,
+            2,
+        )?;
+        if let Some(i) = keys.iter().position(|k| k.gateway.is_some()) {
+            return Err(cx.err(
+                format!("dns.key[{i}].gateway"),
+                "not allowed (the DNS server's keys sign its SETUP messages)",
+            ));
+        }
         let listen: std::net::SocketAddr = self.listen.parse().map_err(|_| {
             cx.err(
                 "dns.listen",
@@ -2103,6 +2121,7 @@ impl RawDns {
             max_pending,
             nx_penalty,
             rate,
+            keys,
         })
     }
 }

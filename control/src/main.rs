@@ -327,10 +327,21 @@ fn run_dns(spec: config::DnsSpec) -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        // The SETUP wire protocol is not merged yet: the stub sends nothing, so host A
-        // queries end in SERVFAIL after the setup timeout.
         let stop = stop_signal();
-        let handler = dns::handler::AvesDns::new(&spec, std::sync::Arc::new(dns::StubBinder));
+        let binder: std::sync::Arc<dyn dns::Binder> = match spec.keys.last() {
+            Some(k) => {
+                let key = aves_dataplane::auth::Key::new(k.id, k.algorithm, &k.secret)
+                    .map_err(|e| anyhow::anyhow!("dns.key: {e:?}"))?;
+                std::sync::Arc::new(dns::UdpBinder::new(&spec, key))
+            }
+            None => {
+                tracing::warn!(
+                    "no [[dns.key]]: host queries are answered SERVFAIL (no SETUP can be signed)"
+                );
+                std::sync::Arc::new(dns::StubBinder)
+            }
+        };
+        let handler = dns::handler::AvesDns::new(&spec, binder);
         let counters = handler.counters();
         let (udp, tcp) = dns::bind(spec.listen)
             .await

@@ -35,7 +35,11 @@ wsock=$tmp/w.sock
 rsock=$tmp/r.sock
 w_pid=
 r_pid=
+dns_pid=
 cleanup() {
+  [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null && wait "$dns_pid" 2>/dev/null
+  rm -rf "/etc/netns/${P}c"
+  ip netns del "${P}c" 2>/dev/null
   [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
   [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
   for n in a b i; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
@@ -241,6 +245,73 @@ check_eq "$A3 reaches B through $W5 (its rejection lifted by the binding)" "$pag
 echo "== counters"
 wctl stats | grep '^control ' | sed 's/^/     /'
 check_eq "setup_accepted (new requests; the retry was not one)" 9 "$(control setup_accepted)"
+
+echo "== the AVES-aware DNS server drives the waypoint (aves dns -> SETUP -> curl by name)"
+# A third initiator network, C, behind the Linux router; the DNS server runs in the
+# router's namespace (it reaches W's SETUP service over the management link) and C
+# uses it as its resolver. Intranet mode: the querier is the initiator (§3.3.1).
+C=198.18.99.2
+ip netns add "${P}c"
+ip -n "${P}c" link set lo up
+ip link add c0 netns "${P}c" type veth peer name ic netns "${P}i"
+ip netns exec "${P}c" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+ip netns exec "${P}i" sysctl -qw net.ipv6.conf.ic.disable_ipv6=1
+ip -n "${P}c" addr add "$C/24" dev c0
+ip -n "${P}i" addr add 198.18.99.1/24 dev ic
+ip -n "${P}c" link set c0 up
+ip -n "${P}i" link set ic up
+ip -n "${P}c" route add default via 198.18.99.1
+mkdir -p "/etc/netns/${P}c"
+echo "nameserver 198.18.99.1" > "/etc/netns/${P}c/resolv.conf"
+cat > "$tmp/dns.toml" <<CFG
+[dns]
+listen = "198.18.99.1:53"
+zone = "aves.example."
+intranet = ["198.18.99.0/24"]
+setup_timeout_ms = 3000
+
+[[dns.key]]
+id = 1
+algorithm = "hmac-md5"
+secret_file = "k1"
+
+[[dns.ns]]
+name = "ns1"
+address = "198.18.99.1"
+
+[[dns.waypoint]]
+control = "$CTL"
+addresses = ["203.0.113.108-203.0.113.115"]
+
+[[dns.gateway]]
+id = 1
+address = "$R"
+
+[[dns.host]]
+name = "b"
+gateway_id = 1
+address = "$B"
+mode = "plain"
+CFG
+check "aves check-config accepts the DNS config" "$AVES" check-config "$tmp/dns.toml"
+ip netns exec "${P}i" "$AVES" dns --config "$tmp/dns.toml" > "$tmp/dns.out" 2> "$tmp/dns.err" &
+dns_pid=$!
+for _ in $(seq 1 50); do ip netns exec "${P}c" dig +time=1 +tries=1 @198.18.99.1 aves.example SOA >/dev/null 2>&1 && break; sleep 0.1; done
+ans=$(ip netns exec "${P}c" dig +noall +answer +time=5 +tries=1 @198.18.99.1 b.aves.example A)
+echo "$ans" | sed 's/^/     /'
+ttl=$(echo "$ans" | awk '$4 == "A" { print $2; exit }')
+wp=$(echo "$ans" | awk '$4 == "A" { print $5; exit }')
+check_eq "dig from C: an A record with TTL 0" 0 "${ttl:-none}"
+case "$wp" in 203.0.113.10[89]|203.0.113.11[0-5]) pass "the answer is a waypoint address ($wp)";; *) fail "the answer is a waypoint address" "$wp";; esac
+got=$(ip netns exec "${P}c" curl -s --max-time 10 "http://b.aves.example:8000/" 2>&1)
+check_eq "curl http://b.aves.example:8000/ from C (by name, through W and R)" "$(cat "$tmp/www/index.html" 2>/dev/null || echo index)" "$got"
+if grep -q "^$C " "$tmp/http.log" 2>/dev/null; then pass "B's log shows C's own address (plain mode)"; else fail "B's log shows $C" "$(tail -2 "$tmp/http.log" 2>/dev/null | tr '\n' ' ')"; fi
+axfr=$(ip netns exec "${P}c" dig +time=2 +tries=1 @198.18.99.1 aves.example AXFR 2>&1)
+if echo "$axfr" | grep -qi "Transfer failed\|REFUSED"; then pass "AXFR refused"; else fail "AXFR refused" "$(echo "$axfr" | tail -2 | tr '\n' ' ')"; fi
+kill -INT "$dns_pid"; wait "$dns_pid"
+dns_pid=
+rm -rf "/etc/netns/${P}c"
+ip netns del "${P}c"
 
 echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
 for role in waypoint gateway; do

@@ -25,6 +25,7 @@ pub mod handler;
 pub mod limits;
 pub mod zone;
 
+use aves_dataplane::addr::Ipv4Cidr;
 use aves_dataplane::command::Mode;
 use handler::AvesDns;
 use hickory_server::Server;
@@ -63,13 +64,6 @@ pub struct SetupRequest {
 
 /// A waypoint's answer to a SETUP.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the control protocol's binder answers Accept/Reject (merge)"
-    )
-)]
 pub enum SetupOutcome {
     /// ACCEPT: the binding is installed (or, for prefix 0, the wait state has begun).
     Accept,
@@ -82,7 +76,7 @@ pub enum SetupOutcome {
 /// Asks a waypoint to install a binding; resolves to Accept or Reject(reason).
 ///
 /// Implementations: the UDP control protocol (`proto.rs`, at merge), a ring message when
-/// co-located with a waypoint, [`StubBinder`], and test doubles. The handler bounds the
+/// co-located with a waypoint, [`UdpBinder`] (SETUP over UDP), [`StubBinder`], and test doubles. The handler bounds the
 /// wait with its own timeout, so a future that never resolves is allowed.
 pub trait Binder: Send + Sync + 'static {
     /// Sends the SETUP and resolves with the waypoint's answer.
@@ -98,6 +92,98 @@ pub struct StubBinder;
 impl Binder for StubBinder {
     fn setup(&self, _req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>> {
         Box::pin(std::future::pending())
+    }
+}
+
+/// The real binder: sends SETUP over UDP to the waypoint that owns the chosen address
+/// (`[[dns.waypoint]] control`), signed with the DNS server's key (`[[dns.key]]`, the
+/// last one listed), and waits for ACCEPT or REJECT (`docs/protocol.md`, control
+/// messages). The request is retried with the same serial within the handler's
+/// timeout; a retry is answered from the waypoint's cache, never applied twice.
+#[derive(Debug, Clone)]
+pub struct UdpBinder {
+    key: aves_dataplane::auth::Key,
+    waypoints: Vec<(Vec<aves_dataplane::addr::Ipv4Range>, SocketAddr)>,
+    try_timeout: Duration,
+    tries: u32,
+    serial: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl UdpBinder {
+    /// A binder for `spec`'s waypoints with `key`; each SETUP is tried `tries` times,
+    /// waiting `try_timeout` for each answer.
+    pub fn new(spec: &crate::config::DnsSpec, key: aves_dataplane::auth::Key) -> UdpBinder {
+        let tries = 3u32;
+        let seed = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u32)
+            .unwrap_or(1))
+            | 1;
+        UdpBinder {
+            key,
+            waypoints: spec
+                .waypoints
+                .iter()
+                .map(|w| (w.addresses.clone(), w.control))
+                .collect(),
+            try_timeout: spec.setup_timeout / tries,
+            tries,
+            serial: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(seed)),
+        }
+    }
+}
+
+impl Binder for UdpBinder {
+    fn setup(&self, req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>> {
+        use crate::proto::{InitiatorKind, Setup};
+        let Some(to) = self
+            .waypoints
+            .iter()
+            .find(|(ranges, _)| ranges.iter().any(|r| r.contains(req.waypoint)))
+            .map(|(_, c)| *c)
+        else {
+            return Box::pin(std::future::ready(SetupOutcome::Reject(
+                "no waypoint owns that address".into(),
+            )));
+        };
+        let (kind, initiator) = match req.initiator_prefix {
+            32 => (InitiatorKind::Initiator, Ipv4Cidr::new(req.initiator, 32)),
+            // General mode: the resolver's address, for information (§3.3.2).
+            0 => (InitiatorKind::Resolver, Ipv4Cidr::new(req.initiator, 32)),
+            p => (
+                InitiatorKind::ClientSubnet,
+                Ipv4Cidr::new(req.initiator, p).map(|c| c.network()),
+            ),
+        };
+        let Some(initiator) = initiator else {
+            return Box::pin(std::future::ready(SetupOutcome::Reject(
+                "bad initiator prefix".into(),
+            )));
+        };
+        let s = Setup {
+            serial: self
+                .serial
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            initiator,
+            kind,
+            mode: req.mode,
+            waypoint: req.waypoint,
+            gateway: req.gateway,
+            responder: req.responder,
+        };
+        let (key, try_timeout, tries) = (self.key.clone(), self.try_timeout, self.tries);
+        Box::pin(async move {
+            let answer = tokio::task::spawn_blocking(move || {
+                let mut c = crate::setup::Client::new(to, key)?;
+                c.request(&s, try_timeout, tries).map(|(a, _)| a)
+            })
+            .await;
+            match answer {
+                Ok(Ok(crate::setup::Answer::Accept)) => SetupOutcome::Accept,
+                Ok(Ok(crate::setup::Answer::Reject(r))) => SetupOutcome::Reject(r.to_string()),
+                _ => SetupOutcome::Timeout,
+            }
+        })
     }
 }
 
