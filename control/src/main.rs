@@ -1,13 +1,13 @@
 //! The `aves` binary: `aves run`, `aves check-config`, `aves ctl`.
 #![deny(unsafe_code)]
 
-mod config;
 mod ctl;
 #[cfg(feature = "dpdk")]
 mod daemon;
 mod roles;
 mod stats;
 
+use aves::config;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -360,8 +360,7 @@ impl<B: PacketBuf> Gateway<B> {
         }
         // B's link may have a smaller MTU than the inner datagram (a datagram the
         // initiator sent unfragmented with DF clear): fragment on the way to B.
-        self.router
-            .send_fragmenting(buf, route.port, route.next_hop_for(b), now_ns, counters, io);
+        self.send_out(buf, route.port, route.next_hop_for(b), now_ns, counters, io);
     }
 
     /// The first timeout of a new entry: traceroute's short one for UDP until B answers.
@@ -475,7 +474,7 @@ impl<B: PacketBuf> Gateway<B> {
                 ..
             }) = self.flows.get(&rk, now_ns).copied()
             {
-                return self.icmp_error_out(buf, waypoint, initiator, now_ns, io);
+                return self.icmp_error_out(buf, waypoint, initiator, now_ns, counters, io);
             }
         }
         let Some(k) = flow_key(data) else {
@@ -490,7 +489,7 @@ impl<B: PacketBuf> Gateway<B> {
             if ip.dst() == self.private_addr || ip.dst() == self.public_addr {
                 return self.route(buf, in_port, now_ns, counters, io);
             }
-            return self.nat_outbound(buf, k, tcp_flags, now_ns, io);
+            return self.nat_outbound(buf, k, tcp_flags, now_ns, counters, io);
         };
         let t = self.timeouts;
         let twin = initiator.map(|(a, ap)| {
@@ -510,7 +509,7 @@ impl<B: PacketBuf> Gateway<B> {
             }
             None => k.dst,
         };
-        self.out_public(buf, dst, now_ns, io);
+        self.out_public(buf, dst, now_ns, counters, io);
     }
 
     /// Translates an ICMP error from inside about a tunnelled flow: outer source B (or a
@@ -522,6 +521,7 @@ impl<B: PacketBuf> Gateway<B> {
         waypoint: Ipv4Addr,
         initiator: Option<(Ipv4Addr, u16)>,
         now_ns: u64,
+        counters: &CoreCounters,
         io: &mut impl Io<B>,
     ) {
         let Some(ip) = ipv4_of(buf.data()) else {
@@ -554,7 +554,7 @@ impl<B: PacketBuf> Gateway<B> {
             refill_icmp_checksum(icmp);
         }
         let _ = b;
-        self.out_public(buf, a, now_ns, io);
+        self.out_public(buf, a, now_ns, counters, io);
     }
 
     /// Outbound NAT44 (RFC 4787, 5382, 5508) for a connection B opens itself: the source
@@ -566,6 +566,7 @@ impl<B: PacketBuf> Gateway<B> {
         k: FlowKey,
         tcp_flags: Option<u8>,
         now_ns: u64,
+        counters: &CoreCounters,
         io: &mut impl Io<B>,
     ) {
         if !valid_source(k.src) || k.dst.is_multicast() || k.dst.is_broadcast() {
@@ -645,7 +646,7 @@ impl<B: PacketBuf> Gateway<B> {
         let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
         rewrite_addr(body, End::Source, self.public_addr);
         rewrite_port(body, End::Source, ext);
-        self.out_public(buf, k.dst, now_ns, io);
+        self.out_public(buf, k.dst, now_ns, counters, io);
     }
 
     /// Refreshes a NAT44 session (both keys) and its mapping to the session's timeout.
@@ -700,7 +701,7 @@ impl<B: PacketBuf> Gateway<B> {
                     }
                     refill_icmp_checksum(icmp);
                 }
-                return self.out_private(buf, int, now_ns, io);
+                return self.out_private(buf, int, now_ns, counters, io);
             }
         }
         let Some(k) = key else {
@@ -734,7 +735,7 @@ impl<B: PacketBuf> Gateway<B> {
         let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
         rewrite_addr(body, End::Destination, int);
         rewrite_port(body, End::Destination, int_port);
-        self.out_private(buf, int, now_ns, io);
+        self.out_private(buf, int, now_ns, counters, io);
     }
 
     /// Releases the port a displaced (expired) entry held.
@@ -756,17 +757,28 @@ impl<B: PacketBuf> Gateway<B> {
     }
 
     /// Sends a translated packet to `dst` through the private side.
-    fn out_private(&mut self, mut buf: B, dst: Ipv4Addr, now_ns: u64, io: &mut impl Io<B>) {
+    fn out_private(
+        &mut self,
+        buf: B,
+        dst: Ipv4Addr,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
         let Some(route) = self.router.route(dst) else {
             return io.drop_packet(buf, DropReason::NoRoute);
         };
         if route.port != self.private_port {
             return io.drop_packet(buf, DropReason::NatNoMapping);
         }
-        let v = self
-            .router
-            .send(&mut buf, route.port, route.next_hop_for(dst), now_ns);
-        deliver(buf, v, io);
+        self.send_out(
+            buf,
+            route.port,
+            route.next_hop_for(dst),
+            now_ns,
+            counters,
+            io,
+        );
     }
 
     /// True if `p` is in the range of ports the gateway hands out.
@@ -799,14 +811,49 @@ impl<B: PacketBuf> Gateway<B> {
     }
 
     /// Sends a translated packet to `dst` through the public side.
-    fn out_public(&mut self, mut buf: B, dst: Ipv4Addr, now_ns: u64, io: &mut impl Io<B>) {
+    fn out_public(
+        &mut self,
+        buf: B,
+        dst: Ipv4Addr,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
         let Some(route) = self.router.route(dst) else {
             return io.drop_packet(buf, DropReason::NoRoute);
         };
-        let v = self
-            .router
-            .send(&mut buf, route.port, route.next_hop_for(dst), now_ns);
-        deliver(buf, v, io);
+        self.send_out(
+            buf,
+            route.port,
+            route.next_hop_for(dst),
+            now_ns,
+            counters,
+            io,
+        );
+    }
+
+    /// Sends a translated datagram on `port`: whole when it fits the port's MTU, else in
+    /// fragments when DF is clear; with DF set it is dropped (`MtuExceeded`; the ICMP
+    /// error would have to be about the untranslated datagram). It matters when the
+    /// ports' MTUs differ: a datagram that fit the link it came from need not fit the
+    /// other (found by fuzzing, `gateway`: replies left oversized on a smaller MTU).
+    fn send_out(
+        &mut self,
+        buf: B,
+        port: u16,
+        next_hop: Ipv4Addr,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
+        let mtu = usize::from(self.router.mtu(port).unwrap_or(0));
+        let df_too_big = ipv4_of(buf.data())
+            .is_some_and(|ip| ip.dont_frag() && usize::from(ip.total_len()) > mtu);
+        if df_too_big {
+            return io.drop_packet(buf, DropReason::MtuExceeded);
+        }
+        self.router
+            .send_fragmenting(buf, port, next_hop, now_ns, counters, io);
     }
 
     fn route(

@@ -626,6 +626,11 @@ impl Router {
         let Some(route) = self.routes.lookup(src).copied() else {
             return Verdict::Drop(DropReason::NoRoute);
         };
+        // The reply is as long as the request, which may have come over a link with a
+        // larger MTU than the one the reply leaves by (found by fuzzing, `router`).
+        if usize::from(ip.total_len()) > usize::from(self.mtu(route.port).unwrap_or(0)) {
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
         // Echo reply in place (RFC 792): type 0, same identifier, sequence and data;
         // from the address that was pinged (a pool address answers for itself).
         {
@@ -1001,6 +1006,43 @@ mod tests {
         assert_eq!(
             run(&mut r, &bad[..ETH + 10], 0).0,
             Verdict::Drop(DropReason::ArpMalformed)
+        );
+    }
+
+    #[test]
+    fn echo_reply_over_the_egress_mtu_is_dropped() {
+        // Found by fuzzing (fuzz/corpus/router/regression-echo-reply-mtu): a request
+        // from a host behind the 1400-byte port that arrived over the 1500-byte one was
+        // answered with a 1450-byte reply on the 1400-byte port.
+        let mut r = router();
+        let big = vec![0x61u8; 1450 - 28];
+        let f = ipv4_frame(
+            MAC_A,
+            "10.9.0.5",
+            "10.1.0.1",
+            64,
+            1,
+            false,
+            &echo_request(&big),
+        );
+        assert_eq!(run(&mut r, &f, 0).0, Verdict::Drop(DropReason::MtuExceeded));
+        // One that fits is answered.
+        let small = vec![0x61u8; 1400 - 28];
+        let f = ipv4_frame(
+            MAC_A,
+            "10.9.0.5",
+            "10.1.0.1",
+            64,
+            1,
+            false,
+            &echo_request(&small),
+        );
+        assert_eq!(
+            run(&mut r, &f, 0).0,
+            Verdict::Resolve {
+                port: 1,
+                next_hop: ip("10.2.0.254")
+            }
         );
     }
 
