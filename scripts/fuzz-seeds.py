@@ -229,6 +229,7 @@ def router_seeds():
     ]
     for name, data in frames:
         write("router", name, b"\x00" + data)
+        write("router", f"{name}-mtu68", b"\x01" + data)
     write("router", "all", b"\x00" + b"".join(d for _, d in frames))
 
 

@@ -1,5 +1,5 @@
 //! The router role: sequences of frames and commands (format: `aves_fuzz::records`).
-//! First byte: unused (kept so all role inputs share a layout).
+//! First byte: bit 0 gives port 2 the minimum IPv4 MTU, 68, instead of 576.
 #![no_main]
 
 use aves_dataplane::pipeline::router::Router;
@@ -10,10 +10,10 @@ use aves_fuzz::setup;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((_, rest)) = data.split_first() else {
+    let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let cfg = setup::router();
+    let cfg = setup::router(if sel & 1 == 1 { 68 } else { 576 });
     let mut role = Router::new(&cfg).expect("router config");
     let mut io = FuzzIo::new(setup::port_infos(&cfg), AVES_UDP_PORT, 0, 1);
     let wrap = TunnelWrap {

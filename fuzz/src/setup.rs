@@ -3,8 +3,8 @@
 //! Addresses follow the AVES unit tests and the e2e plan: initiators A 198.51.100.10-11,
 //! waypoint W 203.0.113.2 with pool 203.0.113.100-115, gateway R public 192.0.2.2
 //! (port 0) and private 10.0.0.1 (port 1), responders B 10.0.0.2-3. The router target
-//! has three ports, one of them with a small MTU (576) so fragmentation and "fragmentation
-//! needed" are reachable. Capacities are small so tables fill up.
+//! has three ports, one of them with a small MTU (576, or 68 when the input says) so
+//! fragmentation, "fragmentation needed" and short ICMP quotes are reachable. Capacities are small so tables fill up.
 //!
 //! `scripts/fuzz-seeds.py` writes seeds with these same addresses and MACs: keep the two
 //! in step.
@@ -89,8 +89,9 @@ pub fn keyring_rotated() -> Keyring {
     k
 }
 
-/// The router target's configuration.
-pub fn router() -> RouterConfig {
+/// The router target's configuration; `small_mtu` is port 2's MTU (576, or down to
+/// IPv4's minimum of 68).
+pub fn router(small_mtu: u16) -> RouterConfig {
     RouterConfig {
         ports: vec![
             PortConfig {
@@ -112,7 +113,7 @@ pub fn router() -> RouterConfig {
                 mac: ROUTER_MACS[2],
                 addrs: vec!["172.16.0.1/30".parse().expect("cidr")],
                 pools: vec![],
-                mtu: 576,
+                mtu: small_mtu,
             },
         ],
         routes: vec![

@@ -697,7 +697,13 @@ impl Router {
         if !self.bucket.take(now_ns) {
             return suppressed(counters);
         }
-        let quote = total_len.min(MAX_QUOTE);
+        // As much as fits in 576 bytes (RFC 1812 §4.3.2.3) and in the MTU of the port the
+        // error leaves by, which may be as small as 68 (found by fuzzing, `router`). The
+        // MTU floor of 68 leaves room for the IP header and 8 bytes it must quote.
+        let out_mtu = self.mtu(route.port).map_or(0, usize::from);
+        let quote = total_len
+            .min(MAX_QUOTE)
+            .min(out_mtu.saturating_sub(ERROR_OVERHEAD));
         if !buf.prepend(ERROR_OVERHEAD) {
             return suppressed(counters);
         }
@@ -1007,6 +1013,26 @@ mod tests {
             run(&mut r, &bad[..ETH + 10], 0).0,
             Verdict::Drop(DropReason::ArpMalformed)
         );
+    }
+
+    #[test]
+    fn icmp_errors_fit_a_small_egress_mtu() {
+        // Found by fuzzing (fuzz/corpus/router/regression-icmp-error-mtu): the quote was
+        // cut at 548 bytes only, so an error leaving by a port with an MTU under 576 was
+        // too big for it. With the minimum MTU of 68 the quote is the 40 bytes that fit.
+        let mut c = cfg();
+        c.ports[1].mtu = 68;
+        let mut r = Router::new(&c).unwrap();
+        let f = ipv4_frame(MAC_A, "10.9.0.5", "10.1.0.77", 1, 17, false, &[0u8; 500]);
+        let (v, b, _) = run(&mut r, &f, 0);
+        assert!(matches!(v, Verdict::Resolve { port: 1, .. }), "{v:?}");
+        let p = ipv4::Packet::new_checked(&b.data()[ETH..]).unwrap();
+        assert_eq!(p.total_len(), 68);
+        assert!(p.verify_checksum());
+        let m = icmpv4::Packet::new_checked(p.payload()).unwrap();
+        assert!(m.verify_checksum());
+        assert_eq!(m.msg_type(), icmpv4::msg::TIME_EXCEEDED);
+        assert_eq!(m.data(), &f[ETH..ETH + 40]);
     }
 
     #[test]
