@@ -38,5 +38,5 @@ fuzz_target!(|data: &[u8]| {
             setup::ADDRS[5],
         ],
     };
-    run_role(&mut role, &mut io, rest, &wrap, true);
+    run_role(&mut role, &mut io, rest, &wrap, true, None);
 });

@@ -27,5 +27,5 @@ fuzz_target!(|data: &[u8]| {
             setup::ADDRS[0],
         ],
     };
-    run_role(&mut role, &mut io, rest, &wrap, false);
+    run_role(&mut role, &mut io, rest, &wrap, false, None);
 });

@@ -1,5 +1,7 @@
 //! The waypoint role: sequences of frames and commands (format: `aves_fuzz::records`).
-//! First byte: bit 0 selects headers-only (`H`) authentication.
+//! First byte: bit 0 selects headers-only (`H`) authentication. Besides the checks of
+//! `run_role`, every tunnel packet the waypoint sends must decapsulate with the keys of
+//! the gateway it is addressed to.
 #![no_main]
 
 use aves_dataplane::pipeline::tunnel::AVES_UDP_PORT;
@@ -27,5 +29,10 @@ fuzz_target!(|data: &[u8]| {
             setup::ADDRS[0],
         ],
     };
-    run_role(&mut role, &mut io, rest, &wrap, false);
+    // What the gateways verify with: tunnel packets must pass.
+    let gateways = [
+        (setup::ADDRS[6], setup::keyring()),
+        (setup::ADDRS[7], setup::keyring_rotated()),
+    ];
+    run_role(&mut role, &mut io, rest, &wrap, false, Some(&gateways));
 });

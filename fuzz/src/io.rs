@@ -34,6 +34,11 @@ pub struct PortInfo {
 /// Most ARP resolutions remembered per call (the harness asks the role for a request).
 pub const MAX_RESOLVES: usize = 8;
 
+/// Bytes of sent frames logged per call.
+pub const LOG_BYTES: usize = 256 * 1024;
+/// Frames logged per call.
+pub const LOG_FRAMES: usize = 512;
+
 /// The fuzzing `Io`.
 #[derive(Debug)]
 pub struct FuzzIo {
@@ -53,6 +58,12 @@ pub struct FuzzIo {
     pub resolves: [Option<(u16, Ipv4Addr)>; MAX_RESOLVES],
     /// Frames sent (forward and resolve) since the start.
     pub sent: u64,
+    /// Copies of the frames sent during the current call, for checks that allocate
+    /// (run after the call): bytes back to back, and (port, start, length). Both are
+    /// reserved up front and never grow: frames that do not fit are not logged.
+    pub log: Vec<u8>,
+    /// Index of [`FuzzIo::log`].
+    pub logged: Vec<(u16, usize, usize)>,
     /// Frames dropped through the `Io` since the start.
     pub dropped: u64,
     /// Frames handed off since the start.
@@ -71,6 +82,8 @@ impl FuzzIo {
             expect_l4_ok: false,
             resolves: [None; MAX_RESOLVES],
             sent: 0,
+            log: Vec::with_capacity(LOG_BYTES),
+            logged: Vec::with_capacity(LOG_FRAMES),
             dropped: 0,
             handed_off: 0,
         }
@@ -91,6 +104,21 @@ impl FuzzIo {
     /// Ends every pooled buffer.
     pub fn empty_pool(&mut self) {
         self.refill(0);
+    }
+
+    /// Forgets the frames logged (start of a call).
+    pub fn clear_log(&mut self) {
+        self.log.clear();
+        self.logged.clear();
+    }
+
+    fn log_frame(&mut self, frame: &[u8], port: u16) {
+        let start = self.log.len();
+        if start + frame.len() <= self.log.capacity() && self.logged.len() < self.logged.capacity()
+        {
+            self.log.extend_from_slice(frame);
+            self.logged.push((port, start, frame.len()));
+        }
     }
 
     fn check_sent(&self, frame: &[u8], port: u16, what: &str) {
@@ -142,12 +170,14 @@ impl Io<CountedBuf> for FuzzIo {
 
     fn forward(&mut self, buf: CountedBuf, port: u16) {
         self.check_sent(aves_dataplane::buf::PacketBuf::data(&buf), port, "forward");
+        self.log_frame(aves_dataplane::buf::PacketBuf::data(&buf), port);
         self.sent += 1;
         buf.end();
     }
 
     fn resolve(&mut self, buf: CountedBuf, port: u16, next_hop: Ipv4Addr) {
         self.check_sent(aves_dataplane::buf::PacketBuf::data(&buf), port, "resolve");
+        self.log_frame(aves_dataplane::buf::PacketBuf::data(&buf), port);
         if let Some(slot) = self.resolves.iter_mut().find(|s| s.is_none()) {
             *slot = Some((port, next_hop));
         }

@@ -23,16 +23,17 @@
 //! in `handle`, `tick`, `build_arp_request` and `pop_learned`; every buffer ends (after
 //! a final tick a day later and `drain`, none is alive); an input buffer the role drops
 //! without the `Io` is an ARP reply it consumed, a fragment (roles that reassemble only)
-//! or matched by a drop the role counted itself.
+//! or matched by a drop the role counted itself; every unfragmented tunnel packet it
+//! makes for a known gateway decapsulates with that gateway's keys (waypoint).
 
 use aves_dataplane::addr::{Ipv4Cidr, MacAddr};
-use aves_dataplane::auth::Key;
+use aves_dataplane::auth::{Key, Keyring};
 use aves_dataplane::buf::{PacketBuf, VecBuf};
 use aves_dataplane::command::{Binding, Command, Mode, Route};
 use aves_dataplane::counters::{CoreCounters, DropReason};
 use aves_dataplane::pipeline::tunnel::{self, Outer};
 use aves_dataplane::pipeline::{fragment, Role};
-use aves_dataplane::wire::{arp, ethernet};
+use aves_dataplane::wire::{arp, ethernet, ipv4};
 use std::net::Ipv4Addr;
 
 use crate::alloc::no_alloc;
@@ -235,13 +236,15 @@ fn drops(c: &CoreCounters) -> u64 {
 }
 
 /// Feeds the records of `data` to `role` through `io` (see the module doc for the
-/// checks). `reassembles`: the role may silently free fragments.
+/// checks). `reassembles`: the role may silently free fragments. `decap_keys`: the
+/// gateways (address, keys) whose tunnel packets the role sends must decapsulate.
 pub fn run_role<R: Role<CountedBuf>>(
     role: &mut R,
     io: &mut FuzzIo,
     data: &[u8],
     wrap: &TunnelWrap,
     reassembles: bool,
+    decap_keys: Option<&[(Ipv4Addr, Keyring)]>,
 ) {
     bufs::reset();
     let counters = CoreCounters::default();
@@ -255,7 +258,17 @@ pub fn run_role<R: Role<CountedBuf>>(
         } else {
             let mac = io.ports[usize::from(in_port)].mac;
             for f in frames(&r, mac, wrap) {
-                one_frame(role, io, &counters, &f, in_port, now, r.flags, reassembles);
+                one_frame(
+                    role,
+                    io,
+                    &counters,
+                    &f,
+                    in_port,
+                    now,
+                    r.flags,
+                    reassembles,
+                    decap_keys,
+                );
             }
         }
         if r.flags & TICK != 0 {
@@ -273,6 +286,30 @@ pub fn run_role<R: Role<CountedBuf>>(
     assert_eq!(t.live(), 0, "buffers never ended: {t:?}");
 }
 
+/// A sent frame that is an unfragmented IPv4 UDP datagram to the tunnel port, to a
+/// gateway in `keys`, decapsulates with that gateway's keys.
+fn check_tunnel(frame: &[u8], port: u16, tunnel_port: u16, keys: &[(Ipv4Addr, Keyring)]) {
+    let Some(ip) = frame
+        .get(ETH..)
+        .and_then(|b| ipv4::Packet::new_checked(b).ok())
+    else {
+        return;
+    };
+    let to_tunnel = ip.protocol() == ipv4::protocol::UDP
+        && !ip.is_fragment()
+        && ip.payload().get(2..4) == Some(&tunnel_port.to_be_bytes()[..]);
+    let Some((_, ring)) = keys.iter().find(|(a, _)| *a == ip.dst()) else {
+        return;
+    };
+    if !to_tunnel {
+        return;
+    }
+    let mut b = VecBuf::from_slice(frame);
+    if let Err(e) = tunnel::decapsulate(&mut b, ring, tunnel_port) {
+        panic!("tunnel packet sent on port {port} does not decapsulate: {e:?}");
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn one_frame<R: Role<CountedBuf>>(
     role: &mut R,
@@ -283,6 +320,7 @@ fn one_frame<R: Role<CountedBuf>>(
     now: u64,
     flags: u8,
     reassembles: bool,
+    decap_keys: Option<&[(Ipv4Addr, Keyring)]>,
 ) {
     if trace() {
         eprintln!(
@@ -293,6 +331,7 @@ fn one_frame<R: Role<CountedBuf>>(
     }
     io.refill(if flags & NO_POOL != 0 { 0 } else { POOL });
     io.resolves = [None; crate::io::MAX_RESOLVES];
+    io.clear_log();
     io.expect_l4_ok =
         !is_ipv4_fragment(frame) && frame.len() >= ETH && deep_l4_ok(&frame[ETH..], io.tunnel_port);
     let before = bufs::tally();
@@ -309,6 +348,19 @@ fn one_frame<R: Role<CountedBuf>>(
         silent <= counted,
         "{silent} received buffers freed without the Io and {counted} drops counted"
     );
+    // Tunnel packets the role made (not one it routed through).
+    let transit = frame
+        .get(ETH..)
+        .and_then(|b| ipv4::Packet::new_checked(b).ok())
+        .is_some_and(|ip| {
+            ip.protocol() == ipv4::protocol::UDP
+                && ip.payload().get(2..4) == Some(&io.tunnel_port.to_be_bytes()[..])
+        });
+    if let Some(keys) = decap_keys.filter(|_| !transit) {
+        for &(port, start, len) in &io.logged {
+            check_tunnel(&io.log[start..start + len], port, io.tunnel_port, keys);
+        }
+    }
     for (port, next_hop) in io.resolves.into_iter().flatten() {
         let _ = role.neighbour(port, next_hop, now);
         let mut b = CountedBuf::new(&[], Origin::Alloc);

@@ -544,6 +544,40 @@ fn tunnel_cannot_reach_the_public_side() {
 }
 
 #[test]
+fn public_datagrams_with_a_bad_header_checksum_are_dropped() {
+    // Found by fuzzing (fuzz/corpus/gateway/regression-public-bad-checksum): a NAT44
+    // reply with a corrupt IPv4 header checksum was translated (incrementally, so still
+    // corrupt) and sent to B.
+    let mut r = gateway();
+    let out = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.51.100.99",
+        17,
+        &udp_dgram(5353, 53, b"q"),
+        false,
+    );
+    let (io, _) = run(&mut r, 1, &out, 1);
+    let (_, _, _, u) = parse(&io.forwarded[0].1);
+    let ext = u16::from_be_bytes([u[0], u[1]]);
+    let mut reply = frame(
+        R_PUB_MAC,
+        "198.51.100.99",
+        "192.0.2.2",
+        17,
+        &udp_dgram(53, ext, b"a"),
+        false,
+    );
+    reply[24] ^= 0x5a;
+    let (io, _) = run(&mut r, 0, &reply, 2);
+    assert!(io.forwarded.is_empty());
+    assert_eq!(io.dropped, vec![DropReason::Ipv4Checksum]);
+    reply[24] ^= 0x5a;
+    let (io, _) = run(&mut r, 0, &reply, 3);
+    assert_eq!(io.forwarded.len(), 1, "{:?}", io.dropped);
+}
+
+#[test]
 fn translated_datagrams_fit_the_egress_mtu() {
     // Found by fuzzing (fuzz/corpus/gateway/regression-egress-mtu): a datagram that fits
     // the private link left the public port unfragmented, over its MTU. With a 9000-byte
