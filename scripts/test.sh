@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs, then runs formatting, lint, unit and
-# property tests (with the DNS server's dig test), the DPDK binding test and the
-# end-to-end namespace tests.
+# property tests (with the DNS server's dig test), the DPDK binding test, the end-to-end
+# namespace tests and a fuzz smoke test (scripts/fuzz-smoke.sh).
 # Run as root on Debian 12:   sudo scripts/test.sh
 # Fails (never skips) when root or DPDK is missing.
 set -euo pipefail
@@ -18,6 +18,7 @@ jobs=${CARGO_BUILD_JOBS:-2}
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy -j "$jobs" --workspace --all-targets -- -D warnings
 echo "== cargo test (unit, property, DPDK bindings)"
@@ -48,4 +49,13 @@ echo "== tests/e2e/setup.sh (control protocol: SETUP to a running waypoint, dela
 AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
 echo "== tests/e2e/setup.sh (waypoint on two lcores: claims and rejections relayed between them)"
 AVES_W_LCORES=0,1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
+# Every fuzz target for FUZZ_SECONDS from its committed corpus (seeds and the inputs
+# of every bug fuzzing found). 20 s, not 30: the ASan build takes about 3.5 min and
+# installing cargo-fuzz on a fresh machine about 1 min, so 9 targets x 20 s keep the
+# smoke test near 7.5 min (x 30 s would be about 9).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+echo "== scripts/fuzz-smoke.sh (every fuzz target, ${FUZZ_SECONDS:-20} s each)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/fuzz-smoke.sh || status=1
 exit $status

@@ -2,17 +2,17 @@
 //! `aves setup`, `aves dns`.
 #![deny(unsafe_code)]
 
-mod config;
 mod ctl;
 #[cfg(feature = "dpdk")]
 mod daemon;
 mod dns;
 mod metrics;
-mod proto;
+use aves::proto;
 mod roles;
 mod setup;
 mod stats;
 
+use aves::config;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -564,6 +564,84 @@ fn tunnel_cannot_reach_the_public_side() {
 }
 
 #[test]
+fn public_datagrams_with_a_bad_header_checksum_are_dropped() {
+    // Found by fuzzing (fuzz/corpus/gateway/regression-public-bad-checksum): a NAT44
+    // reply with a corrupt IPv4 header checksum was translated (incrementally, so still
+    // corrupt) and sent to B.
+    let mut r = gateway();
+    let out = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.51.100.99",
+        17,
+        &udp_dgram(5353, 53, b"q"),
+        false,
+    );
+    let (io, _) = run(&mut r, 1, &out, 1);
+    let (_, _, _, u) = parse(&io.forwarded[0].1);
+    let ext = u16::from_be_bytes([u[0], u[1]]);
+    let mut reply = frame(
+        R_PUB_MAC,
+        "198.51.100.99",
+        "192.0.2.2",
+        17,
+        &udp_dgram(53, ext, b"a"),
+        false,
+    );
+    reply[24] ^= 0x5a;
+    let (io, _) = run(&mut r, 0, &reply, 2);
+    assert!(io.forwarded.is_empty());
+    assert_eq!(io.dropped, vec![DropReason::Ipv4Checksum]);
+    reply[24] ^= 0x5a;
+    let (io, _) = run(&mut r, 0, &reply, 3);
+    assert_eq!(io.forwarded.len(), 1, "{:?}", io.dropped);
+}
+
+#[test]
+fn translated_datagrams_fit_the_egress_mtu() {
+    // Found by fuzzing (fuzz/corpus/gateway/regression-egress-mtu): a datagram that fits
+    // the private link left the public port unfragmented, over its MTU. With a 9000-byte
+    // private MTU, B's 2000-byte datagrams leave in fragments of at most 1500 bytes (DF
+    // clear) or are dropped (DF set).
+    let mut cfg = gateway_config();
+    cfg.router.ports[1].mtu = 9000;
+    let mut r: Gateway<VecBuf> = Gateway::new(&cfg).unwrap();
+    let data = vec![0x42u8; 2000];
+    let f = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.51.100.99",
+        17,
+        &udp_dgram(5353, 53, &data),
+        false,
+    );
+    let (io, _) = run(&mut r, 1, &f, 1);
+    assert!(io.dropped.is_empty(), "{:?}", io.dropped);
+    assert_eq!(io.forwarded.len(), 2);
+    let mut payload = 0;
+    for (port, fr) in &io.forwarded {
+        assert_eq!(*port, 0);
+        let p = ipv4::Packet::new_checked(&fr[14..]).unwrap();
+        assert!(p.verify_checksum());
+        assert!(p.total_len() <= 1500);
+        assert_eq!(p.src(), ip("192.0.2.2"));
+        payload += p.payload().len();
+    }
+    assert_eq!(payload, 8 + data.len());
+    let df = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.51.100.99",
+        17,
+        &udp_dgram(5353, 53, &data),
+        true,
+    );
+    let (io, _) = run(&mut r, 1, &df, 2);
+    assert!(io.forwarded.is_empty());
+    assert_eq!(io.dropped, vec![DropReason::MtuExceeded]);
+}
+
+#[test]
 fn outbound_nat44_maps_endpoint_independently_and_filters_by_address_and_port() {
     let mut r = gateway();
     let out = |r: &mut Gateway<VecBuf>, dst: &str, dport: u16, now| {

@@ -244,12 +244,12 @@ impl<B: PacketBuf> Gateway<B> {
         counters: &CoreCounters,
         io: &mut impl Io<B>,
     ) {
+        // A bad header checksum goes to the router, which drops it: NAT rewrites update
+        // checksums incrementally and would pass the corruption on (found by fuzzing,
+        // `gateway`).
         let (to_us, fragment) = match ipv4_of(buf.data()) {
-            Some(ip) => (
-                ip.dst() == self.public_addr,
-                ip.is_fragment() && ip.verify_checksum(),
-            ),
-            None => (false, false),
+            Some(ip) if ip.verify_checksum() => (ip.dst() == self.public_addr, ip.is_fragment()),
+            _ => (false, false),
         };
         if !to_us || !self.mac_ok(&buf, in_port) {
             return self.route(buf, in_port, now_ns, counters, io);
@@ -458,8 +458,7 @@ impl<B: PacketBuf> Gateway<B> {
         }
         // B's link may have a smaller MTU than the inner datagram (a datagram the
         // initiator sent unfragmented with DF clear): fragment on the way to B.
-        self.router
-            .send_fragmenting(buf, route.port, route.next_hop_for(b), now_ns, counters, io);
+        self.send_out(buf, route.port, route.next_hop_for(b), now_ns, counters, io);
     }
 
     /// The first timeout of a new entry: traceroute's short one for UDP until B answers.
@@ -817,7 +816,7 @@ impl<B: PacketBuf> Gateway<B> {
                     }
                     refill_icmp_checksum(icmp);
                 }
-                return self.out_private(buf, int, now_ns, io);
+                return self.out_private(buf, int, now_ns, counters, io);
             }
         }
         let Some(k) = key else {
@@ -851,7 +850,7 @@ impl<B: PacketBuf> Gateway<B> {
         let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
         rewrite_addr(body, End::Destination, int);
         rewrite_port(body, End::Destination, int_port);
-        self.out_private(buf, int, now_ns, io);
+        self.out_private(buf, int, now_ns, counters, io);
     }
 
     /// Releases the port a displaced (expired) entry held.
@@ -873,17 +872,28 @@ impl<B: PacketBuf> Gateway<B> {
     }
 
     /// Sends a translated packet to `dst` through the private side.
-    fn out_private(&mut self, mut buf: B, dst: Ipv4Addr, now_ns: u64, io: &mut impl Io<B>) {
+    fn out_private(
+        &mut self,
+        buf: B,
+        dst: Ipv4Addr,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
         let Some(route) = self.router.route(dst) else {
             return io.drop_packet(buf, DropReason::NoRoute);
         };
         if route.port != self.private_port {
             return io.drop_packet(buf, DropReason::NatNoMapping);
         }
-        let v = self
-            .router
-            .send(&mut buf, route.port, route.next_hop_for(dst), now_ns);
-        deliver(buf, v, io);
+        self.send_out(
+            buf,
+            route.port,
+            route.next_hop_for(dst),
+            now_ns,
+            counters,
+            io,
+        );
     }
 
     /// True if `p` is in the range of ports the gateway hands out.
@@ -927,8 +937,7 @@ impl<B: PacketBuf> Gateway<B> {
         let Some(route) = self.router.route(dst) else {
             return io.drop_packet(buf, DropReason::NoRoute);
         };
-        // A datagram reassembled on the private side may exceed the public MTU.
-        self.router.send_fragmenting(
+        self.send_out(
             buf,
             route.port,
             route.next_hop_for(dst),
@@ -936,6 +945,30 @@ impl<B: PacketBuf> Gateway<B> {
             counters,
             io,
         );
+    }
+
+    /// Sends a translated datagram on `port`: whole when it fits the port's MTU, else in
+    /// fragments when DF is clear; with DF set it is dropped (`MtuExceeded`; the ICMP
+    /// error would have to be about the untranslated datagram). It matters when the
+    /// ports' MTUs differ: a datagram that fit the link it came from need not fit the
+    /// other (found by fuzzing, `gateway`: replies left oversized on a smaller MTU).
+    fn send_out(
+        &mut self,
+        buf: B,
+        port: u16,
+        next_hop: Ipv4Addr,
+        now_ns: u64,
+        counters: &CoreCounters,
+        io: &mut impl Io<B>,
+    ) {
+        let mtu = usize::from(self.router.mtu(port).unwrap_or(0));
+        let df_too_big = ipv4_of(buf.data())
+            .is_some_and(|ip| ip.dont_frag() && usize::from(ip.total_len()) > mtu);
+        if df_too_big {
+            return io.drop_packet(buf, DropReason::MtuExceeded);
+        }
+        self.router
+            .send_fragmenting(buf, port, next_hop, now_ns, counters, io);
     }
 
     fn route(

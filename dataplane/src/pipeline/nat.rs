@@ -100,6 +100,26 @@ pub fn rewrite_addr(ip: &mut [u8], end: End, to: Ipv4Addr) -> bool {
     true
 }
 
+/// The ICMP checksum after a 16-bit field of `icmp` (already rewritten) changed from
+/// `from` to `to`. RFC 1624 eqn. 3 gives 0x0000 where a full computation gives 0xffff
+/// exactly when every other byte of the message is zero (the ones' complement sum of
+/// the data is then +0, which eqn. 3 cannot tell from -0). A TCP or UDP pseudo-header or
+/// an IPv4 header is never all zero, but an ICMP echo with identifier and sequence 0 and
+/// no data is: receivers would drop it (found by fuzzing, `roundtrip_ipv4`).
+fn icmp_update(icmp: &[u8], hc: u16, from: u16, to: u16) -> u16 {
+    let c = update16(hc, from, to);
+    let rest_zero = || {
+        icmp.iter()
+            .enumerate()
+            .all(|(i, &b)| b == 0 || i == 2 || i == 3)
+    };
+    if c == 0 && rest_zero() {
+        0xffff
+    } else {
+        c
+    }
+}
+
 /// Rewrites the source or destination port of TCP/UDP, or the identifier of an ICMP
 /// echo request/reply (either `end`). Returns false when there is no such field (another
 /// protocol, a later fragment, a cut-off header).
@@ -135,7 +155,7 @@ pub fn rewrite_port(ip: &mut [u8], end: End, to: u16) -> bool {
             };
             write16(l4, 4, to);
             if let Some(c) = read16(l4, 2) {
-                write16(l4, 2, update16(c, from, to));
+                write16(l4, 2, icmp_update(l4, c, from, to));
             }
             true
         }
@@ -221,6 +241,26 @@ mod tests {
         s[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
         s[8..].copy_from_slice(data);
         s
+    }
+
+    #[test]
+    fn echo_rewritten_to_all_zero_keeps_a_valid_checksum() {
+        // Found by fuzzing (fuzz/corpus/roundtrip_ipv4/regression-icmp-all-zero): an
+        // echo reply whose identifier becomes 0, with sequence 0 and no data, is all
+        // zero but for its checksum, which must be 0xffff; RFC 1624 eqn. 3 alone gives
+        // 0x0000 and the message fails verification.
+        let mut v = with_l4_checksum(ipv4::protocol::ICMP, &[0, 0, 0, 0, 0xa4, 0x00, 0, 0]);
+        assert!(l4_ok(&v));
+        assert!(rewrite_port(&mut v, End::Destination, 0));
+        assert_eq!(&v[20..], &[0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+        assert!(l4_ok(&v));
+        // And back: the usual eqn. 3 result.
+        assert!(rewrite_port(&mut v, End::Source, 0xa400));
+        assert!(l4_ok(&v));
+        // Truncated to the identifier (a 6-byte message): still valid.
+        let mut v = with_l4_checksum(ipv4::protocol::ICMP, &[0, 0, 0, 0, 0xa4, 0x00]);
+        assert!(rewrite_port(&mut v, End::Destination, 0));
+        assert!(l4_ok(&v));
     }
 
     #[test]

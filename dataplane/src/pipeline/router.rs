@@ -629,6 +629,11 @@ impl Router {
         let Some(route) = self.routes.lookup(src).copied() else {
             return Verdict::Drop(DropReason::NoRoute);
         };
+        // The reply is as long as the request, which may have come over a link with a
+        // larger MTU than the one the reply leaves by (found by fuzzing, `router`).
+        if usize::from(ip.total_len()) > usize::from(self.mtu(route.port).unwrap_or(0)) {
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
         // Echo reply in place (RFC 792): type 0, same identifier, sequence and data;
         // from the address that was pinged (a pool address answers for itself).
         {
@@ -695,7 +700,13 @@ impl Router {
         if !self.bucket.take(now_ns) {
             return suppressed(counters);
         }
-        let quote = total_len.min(MAX_QUOTE);
+        // As much as fits in 576 bytes (RFC 1812 §4.3.2.3) and in the MTU of the port the
+        // error leaves by, which may be as small as 68 (found by fuzzing, `router`). The
+        // MTU floor of 68 leaves room for the IP header and 8 bytes it must quote.
+        let out_mtu = self.mtu(route.port).map_or(0, usize::from);
+        let quote = total_len
+            .min(MAX_QUOTE)
+            .min(out_mtu.saturating_sub(ERROR_OVERHEAD));
         if !buf.prepend(ERROR_OVERHEAD) {
             return suppressed(counters);
         }
@@ -1004,6 +1015,63 @@ mod tests {
         assert_eq!(
             run(&mut r, &bad[..ETH + 10], 0).0,
             Verdict::Drop(DropReason::ArpMalformed)
+        );
+    }
+
+    #[test]
+    fn icmp_errors_fit_a_small_egress_mtu() {
+        // Found by fuzzing (fuzz/corpus/router/regression-icmp-error-mtu): the quote was
+        // cut at 548 bytes only, so an error leaving by a port with an MTU under 576 was
+        // too big for it. With the minimum MTU of 68 the quote is the 40 bytes that fit.
+        let mut c = cfg();
+        c.ports[1].mtu = 68;
+        let mut r = Router::new(&c).unwrap();
+        let f = ipv4_frame(MAC_A, "10.9.0.5", "10.1.0.77", 1, 17, false, &[0u8; 500]);
+        let (v, b, _) = run(&mut r, &f, 0);
+        assert!(matches!(v, Verdict::Resolve { port: 1, .. }), "{v:?}");
+        let p = ipv4::Packet::new_checked(&b.data()[ETH..]).unwrap();
+        assert_eq!(p.total_len(), 68);
+        assert!(p.verify_checksum());
+        let m = icmpv4::Packet::new_checked(p.payload()).unwrap();
+        assert!(m.verify_checksum());
+        assert_eq!(m.msg_type(), icmpv4::msg::TIME_EXCEEDED);
+        assert_eq!(m.data(), &f[ETH..ETH + 40]);
+    }
+
+    #[test]
+    fn echo_reply_over_the_egress_mtu_is_dropped() {
+        // Found by fuzzing (fuzz/corpus/router/regression-echo-reply-mtu): a request
+        // from a host behind the 1400-byte port that arrived over the 1500-byte one was
+        // answered with a 1450-byte reply on the 1400-byte port.
+        let mut r = router();
+        let big = vec![0x61u8; 1450 - 28];
+        let f = ipv4_frame(
+            MAC_A,
+            "10.9.0.5",
+            "10.1.0.1",
+            64,
+            1,
+            false,
+            &echo_request(&big),
+        );
+        assert_eq!(run(&mut r, &f, 0).0, Verdict::Drop(DropReason::MtuExceeded));
+        // One that fits is answered.
+        let small = vec![0x61u8; 1400 - 28];
+        let f = ipv4_frame(
+            MAC_A,
+            "10.9.0.5",
+            "10.1.0.1",
+            64,
+            1,
+            false,
+            &echo_request(&small),
+        );
+        assert_eq!(
+            run(&mut r, &f, 0).0,
+            Verdict::Resolve {
+                port: 1,
+                next_hop: ip("10.2.0.254")
+            }
         );
     }
 
