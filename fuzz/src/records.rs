@@ -146,6 +146,7 @@ pub fn command(b: &[u8], ports: usize) -> Command {
         5 => Command::DelBinding {
             initiator: addr_at(b, 2),
             waypoint: addr_at(b, 13),
+            responder: (byte(b, 1) & 4 == 4).then(|| addr_at(b, 6)),
         },
         _ => Command::LearnNeighbour {
             port,

@@ -197,6 +197,9 @@ pub fn waypoint(headers_only: bool) -> WaypointConfig {
         headers_only,
         timeouts: Timeouts::aves(),
         seed: 1,
+        delayed: aves_dataplane::pipeline::waypoint::DelayedTimers::paper(),
+        wait_capacity: 8,
+        reject_capacity: 16,
     }
 }
 
