@@ -741,6 +741,7 @@ impl<B: PacketBuf> Waypoint<B> {
             return;
         }
         let mut tags = [[0u8; auth::TAG_LEN]; MAX_BATCH];
+        let mut tagged = [false; MAX_BATCH];
         let mut done = [false; MAX_BATCH];
         for first in 0..n {
             if done[first] {
@@ -772,6 +773,7 @@ impl<B: PacketBuf> Waypoint<B> {
             }
             for j in 0..m {
                 tags[idx[j]] = out[j];
+                tagged[idx[j]] = true;
             }
         }
         for (i, q) in self.batch.drain(..).enumerate() {
@@ -781,7 +783,12 @@ impl<B: PacketBuf> Waypoint<B> {
                 next_hop,
                 ..
             } = q;
-            if i >= n || !tunnel::set_tag(buf.data_mut(), &tags[i]) {
+            // Never send a packet without its tag (a gateway without a signing key).
+            if i >= n || !tagged[i] {
+                io.drop_packet(buf, DropReason::NoGatewayKey);
+                continue;
+            }
+            if !tunnel::set_tag(buf.data_mut(), &tags[i]) {
                 io.drop_packet(buf, DropReason::TunnelMalformed);
                 continue;
             }
