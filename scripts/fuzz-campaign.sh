@@ -2,9 +2,11 @@
 # A long fuzzing campaign: every target (or those named) for CAMPAIGN_SECONDS each
 # (default 600), one after the other, one libFuzzer job at a time (-jobs=1), at
 # niceness 19, without sanitizer and with debug assertions (overflow checks) on.
-# Results go to fuzz/target/campaign/: <target>.log (libFuzzer's job log), the grown
-# corpus in corpus/<target>/, crashes in artifacts/<target>/, and summary.tsv with
-# executions, cov and ft from libFuzzer's final stats. docs/reliability.md records a run.
+# Results go to fuzz/target/campaign/ (or CAMPAIGN_OUT, relative to fuzz/):
+# <target>.log (libFuzzer's job log), the grown corpus in corpus/<target>/, crashes in
+# artifacts/<target>/, and summary.tsv with executions, cov and ft from libFuzzer's
+# final stats. A later run with the same output directory continues from its corpus.
+# docs/reliability.md records a run.
 #
 #   scripts/fuzz-campaign.sh                 # all targets, 600 s each
 #   CAMPAIGN_SECONDS=60 scripts/fuzz-campaign.sh router gateway
@@ -15,7 +17,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 secs=${CAMPAIGN_SECONDS:-600}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(RUSTC_BOOTSTRAP=1 cargo fuzz list)
-out=target/campaign
+out=${CAMPAIGN_OUT:-target/campaign}
 mkdir -p "$out/bin"
 RUSTC_BOOTSTRAP=1 cargo fuzz build -s none -a
 # Copies, so a later build (the smoke test's) cannot swap binaries mid-campaign.
@@ -33,7 +35,7 @@ for t in "${targets[@]}"; do
     # -jobs=1: one worker process; its output goes to fuzz-0.log.
     nice -n 19 "bin/$t" -jobs=1 -max_total_time="$secs" -print_final_stats=1 \
       -timeout=10 -rss_limit_mb=2048 -artifact_prefix="artifacts/$t/" \
-      "corpus/$t" "../../corpus/$t" >/dev/null 2>&1
+      "corpus/$t" "$root/fuzz/corpus/$t" >/dev/null 2>&1
   ) || status=$?
   mv "$out/fuzz-0.log" "$log" 2>/dev/null || true
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')

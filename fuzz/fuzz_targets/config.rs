@@ -1,8 +1,9 @@
 //! The control crate's configuration parser (`aves::config::parse`: TOML, then
 //! validation). Properties: no panic on any text; secrets never leak: a failed parse's
-//! message holds no 16-hex-digit window of a value on a line naming `secret`, and a
-//! parsed config's `Debug` holds none of a key's secret (unless the input also has it
-//! somewhere that is not a secret).
+//! message holds no 16-hex-digit window of a secret (the value of a `secret` key when
+//! the text is TOML; else a hex run on a line naming `secret`, which a TOML error may
+//! quote), and a parsed config's `Debug` holds none of a key's secret (unless the input
+//! also has it somewhere that is not a secret).
 //!
 //! `secret_file` is read from disk: inputs naming anything but a plain file name in
 //! the target's own directory (which holds `key.hex`, valid, and `bad.hex`) are skipped,
@@ -37,30 +38,49 @@ fn files_ok(v: &toml::Value) -> bool {
     }
 }
 
-/// Runs of 16 or more hex digits (spaces allowed between them, as the parser's own
-/// `looks_secret` reads them) on lines that name `secret` but not `secret_file`.
-fn secret_runs(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let names = line
-            .match_indices("secret")
-            .any(|(i, m)| !line[i + m.len()..].starts_with("_file"));
-        if !names {
-            continue;
-        }
-        let mut run = String::new();
-        for c in line.chars().chain(std::iter::once('!')) {
-            if c.is_ascii_hexdigit() {
-                run.push(c);
-            } else if c != ' ' {
-                if run.len() >= 16 {
-                    out.push(std::mem::take(&mut run));
+/// The hex runs (see [`hex_runs`]) in the values of every `secret` key.
+fn secret_values(v: &toml::Value, out: &mut Vec<String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                match v.as_str() {
+                    Some(s) if k == "secret" => out.extend(hex_runs(s)),
+                    _ => secret_values(v, out),
                 }
-                run.clear();
             }
+        }
+        toml::Value::Array(a) => a.iter().for_each(|v| secret_values(v, out)),
+        _ => {}
+    }
+}
+
+/// Runs of 16 or more hex digits in `text`, spaces allowed between them (as the
+/// parser's own `looks_secret` reads them).
+fn hex_runs(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once('!')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else if c != ' ' {
+            if run.len() >= 16 {
+                out.push(std::mem::take(&mut run));
+            }
+            run.clear();
         }
     }
     out
+}
+
+/// The hex runs on lines that name `secret` but not `secret_file`.
+fn secret_runs(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| {
+            line.match_indices("secret")
+                .any(|(i, m)| !line[i + m.len()..].starts_with("_file"))
+        })
+        .flat_map(hex_runs)
+        .collect()
 }
 
 /// Some 16-character window of `secret` is in `shown`, and the input has that window
@@ -83,17 +103,27 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(v) = text.parse::<toml::Value>() {
-        if !files_ok(&v) {
-            return;
-        }
+    let parsed = text.parse::<toml::Value>().ok();
+    if parsed.as_ref().is_some_and(|v| !files_ok(v)) {
+        return;
     }
+    // The secrets: the values of `secret` keys when the text is TOML (then errors come
+    // from validation, which may quote any other value, whatever it holds), else what
+    // looks like one on a line naming `secret` (a TOML error may quote the text there).
+    let secrets = match &parsed {
+        Some(v) => {
+            let mut out = Vec::new();
+            secret_values(v, &mut out);
+            out
+        }
+        None => secret_runs(text),
+    };
     let path = config_path();
     match config::parse(path, text) {
         Err(e) => {
             let shown = e.to_string();
-            for run in secret_runs(text) {
-                if let Some(w) = leaks(&shown, &run, text) {
+            for run in &secrets {
+                if let Some(w) = leaks(&shown, run, text) {
                     panic!("config error shows part of a secret ({w}): {shown}");
                 }
             }
