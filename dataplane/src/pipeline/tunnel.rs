@@ -290,18 +290,20 @@ pub fn decapsulate<B: PacketBuf>(
     port: u16,
 ) -> Result<Decapsulated, DropReason> {
     let received = stage_received(buf, keys, port)?;
-    let verdict = {
-        let key = keys
-            .get(received.key_id)
-            .ok_or(DropReason::AuthUnknownKey)?;
-        let msg = received_mac_message(buf.data()).ok_or(DropReason::TunnelMalformed)?;
-        auth::verify_tag(key, &[msg], &received.tag).map_err(|_| DropReason::AuthBadTag)
+    let verdict = match (keys.get(received.key_id), received_mac_message(buf.data())) {
+        (None, _) => Err(DropReason::AuthUnknownKey),
+        (_, None) => Err(DropReason::TunnelMalformed),
+        (Some(key), Some(msg)) => {
+            auth::verify_tag(key, &[msg], &received.tag).map_err(|_| DropReason::AuthBadTag)
+        }
     };
-    if let Err(e) = verdict {
+    // Every refusal leaves the frame as it arrived: the staged MAC prefix is taken out
+    // again, also when an authentic packet carries a malformed inner datagram.
+    let result = verdict.and_then(|()| finish_decapsulate(buf));
+    if result.is_err() {
         restore_tag(buf, &received);
-        return Err(e);
     }
-    finish_decapsulate(buf)
+    result
 }
 
 /// What [`stage_received`] took out of a tunnel packet: the key id and the tag it
@@ -403,7 +405,8 @@ pub fn restore_tag<B: PacketBuf>(buf: &mut B, received: &Received) {
 
 /// Second half of [`decapsulate`], once the tag has verified: checks the inner datagram,
 /// strips outer IP (options too), UDP and AVES headers keeping the Ethernet header,
-/// removes trailing padding and applies RFC 6040 ECN.
+/// removes trailing padding and applies RFC 6040 ECN. On error the buffer is unchanged
+/// (every check comes before the first write).
 pub fn finish_decapsulate<B: PacketBuf>(buf: &mut B) -> Result<Decapsulated, DropReason> {
     let (info, strip, keep, inner_ecn) = {
         let frame = ethernet::Frame::new_checked(buf.data()).map_err(|_| DropReason::Truncated)?;
@@ -759,10 +762,12 @@ mod tests {
         let mut f = frame(8);
         f[ETH + 10] ^= 0xff;
         let mut b = encap(&f, 0, &k);
+        let arrived = b.data().to_vec();
         assert_eq!(
             decapsulate(&mut b, &ring, AVES_UDP_PORT),
             Err(DropReason::TunnelInnerMalformed)
         );
+        assert_eq!(b.data(), &arrived[..], "the refused frame is as it arrived");
         // Tampered the same way after signing: a bad tag, before the inner is looked at.
         let mut b = encap(&frame(8), 0, &k);
         b.data_mut()[O_INNER + 10] ^= 0xff;
