@@ -17,6 +17,8 @@ pkgs=(
   dnsutils
   # metrics e2e: a real Prometheus server and promtool (same package)
   prometheus
+  # perf/pktgen/test.sh: the pktgen scripts run under Lua 5.3 against a mock pktgen
+  lua5.3
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -27,6 +27,8 @@ echo "== cargo build --release"
 cargo build -j "$jobs" --release -p aves
 
 status=0
+echo "== perf/pktgen/test.sh (pktgen scripts against a mock pktgen; the guide's configs)"
+bash perf/pktgen/test.sh || status=1
 echo "== tests/e2e/dns.sh (aves dns alone: no DPDK; dig)"
 bash tests/e2e/dns.sh || status=1
 echo "== tests/e2e/router.sh (one lcore)"
