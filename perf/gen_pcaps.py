@@ -5,8 +5,9 @@ usage: gen_pcaps.py OUT.pcap --size N --flows F --dst-mac MAC --src IP --dst IP
                     [--proto udp|tcp] [--df] [--packets P]
 
 Every frame is Ethernet/IPv4/(UDP|TCP) of exactly --size bytes (without FCS) with
-valid checksums; flow i uses source port 1024 + i % 60000 and source address
-SRC + i // 60000, so up to millions of distinct 5-tuples. --packets defaults to
+valid checksums; flow i uses source port 1024 + i % 60000 and destination port
+5001 + i // 60000 (one initiator address, so one waypoint binding serves every flow),
+so up to 3.6 million distinct 5-tuples. --packets defaults to
 max(F, 1024) (the pcap is replayed in a loop by DPDK's net_pcap infinite_rx).
 """
 import argparse
@@ -59,6 +60,8 @@ def main():
     a = ap.parse_args()
     if a.size < 60 or a.size > 9000:
         raise SystemExit("--size must be 60..9000")
+    if not 1 <= a.flows <= 60000 * 60:
+        raise SystemExit("--flows must be 1..3600000")
     dst_mac = bytes(int(x, 16) for x in a.dst_mac.split(":"))
     src_mac = bytes([2, 0, 0, 0, 0xAA, 1])
     src0 = ipaddress.IPv4Address(a.src)
@@ -68,8 +71,7 @@ def main():
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for i in range(n):
             k = i % a.flows
-            src = src0 + k // 60000
-            fr = frame(a.size, dst_mac, src_mac, src, dst, 1024 + k % 60000, 5001, a.proto, a.df)
+            fr = frame(a.size, dst_mac, src_mac, src0, dst, 1024 + k % 60000, 5001 + k // 60000, a.proto, a.df)
             f.write(struct.pack("<IIII", 0, 0, len(fr), len(fr)) + fr)
 
 

@@ -23,6 +23,9 @@ echo "== cargo clippy"
 cargo clippy -j "$jobs" --workspace --all-targets -- -D warnings
 echo "== cargo test (unit, property, DPDK bindings)"
 cargo test -j "$jobs" --workspace
+echo "== the benchmark-only feature (decision 0011): clippy and the auth tests"
+cargo clippy -j "$jobs" -p aves --features bench-null-auth --all-targets -- -D warnings
+cargo test -j "$jobs" -p aves-dataplane --no-default-features --features bench-null-auth --lib auth
 echo "== cargo build --release"
 cargo build -j "$jobs" --release -p aves
 

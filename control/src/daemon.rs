@@ -50,6 +50,8 @@ const HANDOFF_RING_SIZE: u32 = 1024;
 /// Runs the daemon until SIGINT/SIGTERM.
 pub fn run(cfg: Config, extra_eal: &[String]) -> Result<ExitCode> {
     let argv = cfg.eal_argv(extra_eal);
+    #[cfg(feature = "bench-null-auth")]
+    warn!("benchmark build: tunnel keys with algorithm `null` carry no authentication");
     info!(args = ?argv, "starting EAL");
     let eal = Eal::init(&argv).context(
         "EAL initialisation failed (check the EAL arguments, hugepages and permissions)",

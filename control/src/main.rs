@@ -17,9 +17,18 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The version `--version` prints; a benchmark build says what it accepts.
+#[cfg(not(feature = "bench-null-auth"))]
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+#[cfg(feature = "bench-null-auth")]
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (benchmark build: tunnel algorithm `null` accepted, no authentication)"
+);
+
 /// aves: inbound reachability for hosts without a public IPv4 address, on DPDK.
 #[derive(Parser, Debug)]
-#[command(name = "aves", version, about)]
+#[command(name = "aves", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

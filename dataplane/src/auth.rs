@@ -46,6 +46,11 @@ pub enum Algorithm {
     HmacMd5,
     /// HMAC-SHA-256 truncated to its first 16 bytes (RFC 4231 §4, RFC 2104 §5).
     HmacSha256_128,
+    /// No authentication: the tag is 16 zero bytes. Only in builds with the
+    /// `bench-null-auth` feature, to measure translation and encapsulation without
+    /// hashing (perf/run.sh; decision 0011). Never in a release that faces a network.
+    #[cfg(feature = "bench-null-auth")]
+    Null,
 }
 
 impl Algorithm {
@@ -54,6 +59,8 @@ impl Algorithm {
         match self {
             Algorithm::HmacMd5 => "hmac-md5",
             Algorithm::HmacSha256_128 => "hmac-sha256-128",
+            #[cfg(feature = "bench-null-auth")]
+            Algorithm::Null => "null",
         }
     }
 
@@ -62,6 +69,8 @@ impl Algorithm {
         match name {
             "hmac-md5" => Some(Algorithm::HmacMd5),
             "hmac-sha256-128" => Some(Algorithm::HmacSha256_128),
+            #[cfg(feature = "bench-null-auth")]
+            "null" => Some(Algorithm::Null),
             _ => None,
         }
     }
@@ -135,8 +144,16 @@ impl std::error::Error for AuthError {}
 /// The precomputed inner and outer hash states of one HMAC key (RFC 2104 §4).
 #[derive(Clone)]
 enum Hmac {
-    Md5 { inner: Md5, outer: Md5 },
-    Sha256 { inner: Sha256, outer: Sha256 },
+    Md5 {
+        inner: Md5,
+        outer: Md5,
+    },
+    Sha256 {
+        inner: Sha256,
+        outer: Sha256,
+    },
+    #[cfg(feature = "bench-null-auth")]
+    Null,
 }
 
 impl Hmac {
@@ -152,6 +169,8 @@ impl Hmac {
                 let (inner, outer) = states::<Sha256>(key);
                 Hmac::Sha256 { inner, outer }
             }
+            #[cfg(feature = "bench-null-auth")]
+            Algorithm::Null => Hmac::Null,
         }
     }
 
@@ -160,6 +179,8 @@ impl Hmac {
         match self {
             Hmac::Md5 { inner, outer } => finish(inner, outer, parts),
             Hmac::Sha256 { inner, outer } => finish(inner, outer, parts),
+            #[cfg(feature = "bench-null-auth")]
+            Hmac::Null => [0; TAG_LEN],
         }
     }
 }
@@ -621,6 +642,11 @@ mod tests {
             assert_eq!(a.to_string(), a.name());
         }
         assert_eq!(Algorithm::from_name("md5"), None);
+        // `null` exists only in benchmark builds.
+        assert_eq!(
+            Algorithm::from_name("null").is_some(),
+            cfg!(feature = "bench-null-auth")
+        );
     }
 
     /// RFC 2104 §2 written out directly, allocating: the reference for the proptest.
@@ -649,5 +675,15 @@ mod tests {
             let sha = Hmac::new(Algorithm::HmacSha256_128, &key).tag(&parts);
             prop_assert_eq!(&sha[..], &reference_hmac::<Sha256>(&key, &msg)[..16]);
         }
+    }
+
+    #[cfg(feature = "bench-null-auth")]
+    #[test]
+    fn null_tags_are_zero_and_verify_only_zero() {
+        let k = Key::new(9, Algorithm::Null, &[1; 16]).unwrap();
+        assert_eq!(k.algorithm().name(), "null");
+        assert_eq!(tag(&k, &[b"anything"]), [0; TAG_LEN]);
+        assert!(verify_tag(&k, &[b"x"], &[0; TAG_LEN]).is_ok());
+        assert!(verify_tag(&k, &[b"x"], &[1; TAG_LEN]).is_err());
     }
 }
