@@ -88,6 +88,7 @@ fn main() {
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free|rte_mempool_avail_count|rte_mempool_in_use_count")
         .allowlist_function("rte_ring_(create|create_elem|free)")
         .allowlist_var("RTE_ETH_.*|RING_F_.*|RTE_MAX_LCORE|RTE_PKTMBUF_HEADROOM|SOCKET_ID_ANY|RTE_ETHER_.*")
+        .allowlist_type("aves_mbuf_offsets")
         .opaque_type("rte_mbuf|rte_mempool|rte_ring")
         .layout_tests(false)
         .derive_default(true)

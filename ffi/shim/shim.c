@@ -21,6 +21,10 @@ char *aves_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_ad
 char *aves_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
 int aves_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 uint8_t *aves_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, uint8_t *); }
+/* What ffi/src/mbuf.rs reads at the offsets of enum aves_mbuf_offsets. */
+_Static_assert(sizeof(((struct rte_mbuf *)0)->buf_addr) == sizeof(void *), "buf_addr is a pointer");
+_Static_assert(sizeof(((struct rte_mbuf *)0)->data_off) == 2, "data_off is 16 bits");
+_Static_assert(sizeof(((struct rte_mbuf *)0)->data_len) == 2, "data_len is 16 bits");
 uint16_t aves_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
 uint32_t aves_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 uint16_t aves_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }

@@ -13,6 +13,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_cycles.h>
+#include <stddef.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
@@ -31,6 +32,15 @@ char *aves_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 char *aves_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 int aves_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint8_t *aves_mbuf_data(struct rte_mbuf *m);
+
+/* Offsets of the rte_mbuf fields the per-packet accessors read directly from Rust
+ * (Mbuf::data, Mbuf::len): a call into this shim per access costs more than the read.
+ * bindgen evaluates them; shim.c checks the field sizes the Rust reads assume. */
+enum aves_mbuf_offsets {
+    AVES_MBUF_OFF_BUF_ADDR = offsetof(struct rte_mbuf, buf_addr),
+    AVES_MBUF_OFF_DATA_OFF = offsetof(struct rte_mbuf, data_off),
+    AVES_MBUF_OFF_DATA_LEN = offsetof(struct rte_mbuf, data_len),
+};
 uint16_t aves_mbuf_data_len(const struct rte_mbuf *m);
 uint32_t aves_mbuf_pkt_len(const struct rte_mbuf *m);
 uint16_t aves_mbuf_nb_segs(const struct rte_mbuf *m);

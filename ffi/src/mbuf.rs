@@ -94,31 +94,51 @@ impl Mbuf {
     /// The packet bytes of the first segment.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        // SAFETY: the mbuf is live and owned; mtod points at data_len initialised bytes
-        // inside the mbuf's buffer, which lives as long as &self.
+        let (p, n) = self.data_ptr_len();
+        // SAFETY: the mbuf is live and owned; buf_addr + data_off (mtod) points at
+        // data_len initialised bytes inside the mbuf's buffer, which lives as long as
+        // &self.
+        unsafe { std::slice::from_raw_parts(p, n) }
+    }
+
+    /// `rte_pktmbuf_mtod` and `data_len`, read in Rust at the offsets the shim exports
+    /// (`enum aves_mbuf_offsets`): inlined, where a call into the shim was a
+    /// measurable share of the per-packet cost (docs/performance.md).
+    #[inline(always)]
+    fn data_ptr_len(&self) -> (*mut u8, usize) {
+        let m = self.0.as_ptr().cast::<u8>();
+        // SAFETY: the mbuf is live; the offsets are offsetof() of rte_mbuf fields whose
+        // sizes shim.c asserts (pointer, u16, u16); rte_mbuf is cache-line aligned, so
+        // each field is naturally aligned for its read.
         unsafe {
-            let p = raw::aves_mbuf_data(self.0.as_ptr());
-            let n = raw::aves_mbuf_data_len(self.0.as_ptr());
-            std::slice::from_raw_parts(p, usize::from(n))
+            let buf = m
+                .add(raw::AVES_MBUF_OFF_BUF_ADDR as usize)
+                .cast::<*mut u8>()
+                .read();
+            let off = m
+                .add(raw::AVES_MBUF_OFF_DATA_OFF as usize)
+                .cast::<u16>()
+                .read();
+            let len = m
+                .add(raw::AVES_MBUF_OFF_DATA_LEN as usize)
+                .cast::<u16>()
+                .read();
+            (buf.add(usize::from(off)), usize::from(len))
         }
     }
 
     /// The packet bytes of the first segment, mutable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
+        let (p, n) = self.data_ptr_len();
         // SAFETY: as in `data`, and &mut self guarantees exclusive access.
-        unsafe {
-            let p = raw::aves_mbuf_data(self.0.as_ptr());
-            let n = raw::aves_mbuf_data_len(self.0.as_ptr());
-            std::slice::from_raw_parts_mut(p, usize::from(n))
-        }
+        unsafe { std::slice::from_raw_parts_mut(p, n) }
     }
 
     /// Length of the first segment.
     #[inline]
     pub fn len(&self) -> usize {
-        // SAFETY: the mbuf is live.
-        usize::from(unsafe { raw::aves_mbuf_data_len(self.0.as_ptr()) })
+        self.data_ptr_len().1
     }
 
     /// True when the first segment is empty.

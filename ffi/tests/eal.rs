@@ -52,8 +52,14 @@ fn eal_ports_mbufs_rings_and_lcores() {
         assert!(m.append(60));
         assert_eq!(m.len(), 60);
         m.data_mut().fill(0xab);
+        // data()/len() read buf_addr, data_off and data_len in Rust (the shim's
+        // offsets); headroom() asks DPDK: the two views must agree.
+        let (p0, h0) = (m.data().as_ptr() as usize, m.headroom());
         assert!(m.prepend(14));
         assert_eq!(m.len(), 74);
+        assert_eq!(p0 - m.data().as_ptr() as usize, 14);
+        assert_eq!(h0 - m.headroom(), 14);
+        assert_eq!(m.len(), m.pkt_len(), "one segment: data_len = pkt_len");
         assert!(m.adj(14));
         assert_eq!(m.data()[0], 0xab);
         assert!(m.trim(10));
