@@ -351,7 +351,7 @@ if echo "$out" | grep -q "CLIENT-SUBNET: 198.18.60.40/32/0"; then pass "SOA: sco
 sleep "$TWAIT"
 
 echo "== $N_CONC initiators at once through unbound with ECS, responders B1 and B2"
-ws0=$(control wait_states)
+ws0=$(control wait_states); su0=$(control setup_received)
 rm -rf "$tmp/conc"; mkdir -p "$tmp/conc"
 t0=$(date +%s%N)
 k=0
@@ -384,9 +384,9 @@ for src in "${conc[@]}"; do
   read -r host w try < "$tmp/conc/$src.ok"
   if [ "$host" = b1 ]; then want=$pageB1; else want=$pageB2; fi
   if [ "$(cat "$tmp/conc/$src.body")" = "$want" ]; then ok=$((ok + 1)); else wrong=$((wrong + 1)); echo "     $src ($host via $w): $(cat "$tmp/conc/$src.body")"; fi
-  [ "$try" = 1 ] || retried=$((retried + 1))
+  [ "$try" = 1 ] || { retried=$((retried + 1)); echo "     $src retried: $(tr '\n' ' ' < "$tmp/conc/$src.err")"; }
 done
-echo "     $ok of $N_CONC got their own responder's page in $wait_ms ms ($retried after a retry)"
+echo "     $ok of $N_CONC got their own responder's page in $wait_ms ms ($retried after a retry; $(( $(control setup_received) - su0 )) SETUPs)"
 check_eq "all $N_CONC initiators got their own responder's page" "$N_CONC" "$ok"
 check_eq "none reached the wrong responder" 0 "$wrong"
 check_eq "no wait state (every initiator named by ECS /32)" 0 "$(( $(control wait_states) - ws0 ))"
