@@ -26,11 +26,19 @@
 //! caches despite TTL 0 keeps the answer to that prefix; the waypoint can bind the
 //! prefix at once instead of waiting for the first connection in a wait state.
 //!
+//! A host A query for an (identity, host) whose SETUP is still in flight sends none: it
+//! waits for that SETUP and answers from its outcome (`sessions_coalesced`). Resolvers
+//! retransmit after tens of milliseconds (unbound: `infra-cache-min-rtt`, 50 ms), which
+//! a SETUP under load can exceed; each retransmission would otherwise bind one more
+//! address and, in general mode, put one more address in a wait state.
+//!
 //! Invariants: no panics on any input (only parsed fields are read; indexes are
 //! checked); the state lock is never held across an `.await`; the wait for a binder
-//! is bounded by `setup_timeout`.
+//! is bounded by `setup_timeout`, and so is a follower's wait for its leader; at most
+//! one SETUP per (identity, host) is in flight, and its `inflight` entry goes when it
+//! ends or its query is dropped.
 
-use super::limits::{NxPenalty, Pending, TokenBuckets};
+use super::limits::{NxPenalty, Pending, PendingGuard, TokenBuckets};
 use super::zone::{Identity, Lookup, Waypoints, Zone};
 use super::{Binder, SetupOutcome, SetupRequest};
 use crate::config::DnsSpec;
@@ -42,10 +50,12 @@ use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 /// Largest UDP payload the server answers with (the 2020 DNS flag day value).
@@ -83,6 +93,10 @@ pub struct DnsCounters {
     pub servfail_busy: AtomicU64,
     /// SERVFAIL: the gateway's address is not known yet (no REGISTER).
     pub servfail_no_gateway: AtomicU64,
+    /// Host A queries that found a SETUP for the same identity and host in flight and
+    /// took its outcome instead of sending another (a resolver's retransmission, or the
+    /// same question from another client of the resolver); also counted by outcome.
+    pub sessions_coalesced: AtomicU64,
     /// Queries not answered: the querier is banned.
     pub drop_banned: AtomicU64,
     /// Queriers banned.
@@ -108,6 +122,7 @@ impl DnsCounters {
             ("servfail_rate", g(&self.servfail_rate)),
             ("servfail_busy", g(&self.servfail_busy)),
             ("servfail_no_gateway", g(&self.servfail_no_gateway)),
+            ("sessions_coalesced", g(&self.sessions_coalesced)),
             ("drop_banned", g(&self.drop_banned)),
             ("bans", g(&self.bans)),
         ]
@@ -118,12 +133,43 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The outcome of a SETUP in flight, as its followers see it: `None` until it ends.
+type Outcome = Option<(Ipv4Addr, SetupOutcome)>;
+
 /// The mutable part, behind one lock held only between awaits.
 #[derive(Debug)]
 struct State {
     nx: NxPenalty,
     rate: TokenBuckets,
     waypoints: Waypoints,
+    /// SETUPs in flight by (identity, host): at most `max_pending` (only a query holding
+    /// a [`Pending`] slot adds one, and removes it when it ends or is dropped).
+    inflight: HashMap<(Identity, usize), watch::Receiver<Outcome>>,
+}
+
+/// What a host A query does about its SETUP (decided under the state lock).
+enum Role<'a> {
+    /// Take the outcome of the SETUP in flight for the same identity and host.
+    Follow(watch::Receiver<Outcome>),
+    /// Send the SETUP for this waypoint address; followers wait on the sender.
+    Lead(PendingGuard, Ipv4Addr, watch::Sender<Outcome>),
+    /// SERVFAIL at once, counted here.
+    Fail(&'a AtomicU64),
+}
+
+/// A query that sends a SETUP, as seen by the queries that follow it: it publishes the
+/// outcome, and its entry in [`State::inflight`] goes when it ends, also when the query
+/// is dropped half-way (its followers then see the channel closed: SERVFAIL).
+struct Leader<'a> {
+    dns: &'a AvesDns,
+    key: (Identity, usize),
+    tx: watch::Sender<Outcome>,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.dns.state().inflight.remove(&self.key);
+    }
 }
 
 /// The AVES-aware DNS server's request handler.
@@ -181,6 +227,7 @@ impl AvesDns {
             nx: NxPenalty::new(spec.nx_penalty),
             rate: TokenBuckets::new(spec.rate, zone.hosts().len(), now),
             waypoints: Waypoints::new(&spec.waypoints, spec.grant_memory, spec.general_wait),
+            inflight: HashMap::new(),
         };
         AvesDns {
             zone,
@@ -398,20 +445,56 @@ impl AvesDns {
         let Some(gateway) = self.zone.gateway_address(host.gateway) else {
             return servfail(answer, &self.counters.servfail_no_gateway);
         };
-        let Some(slot) = self.pending.try_acquire() else {
-            return servfail(answer, &self.counters.servfail_busy);
-        };
-        let waypoint = {
+        let key = (id, host_index);
+        // One decision under the lock: follow a SETUP in flight for the same identity
+        // and host, or lead one (a slot, a token, an address, an entry in `inflight`).
+        // Resolvers retransmit after their own timeout (unbound: from 50 ms once it
+        // has seen fast answers), often before a SETUP ends; a second SETUP would bind
+        // another address for nothing and, in general mode, put a second address in a
+        // wait state (halving what the pool can take, §3.3.2: N / Twait).
+        let role = {
             let now = Instant::now();
             let mut st = self.state();
-            if !st.rate.take(host_index, now) {
-                drop(st);
-                return servfail(answer, &self.counters.servfail_rate);
+            if let Some(rx) = st.inflight.get(&key) {
+                Role::Follow(rx.clone())
+            } else if let Some(slot) = self.pending.try_acquire() {
+                if !st.rate.take(host_index, now) {
+                    Role::Fail(&self.counters.servfail_rate)
+                } else if let Some(w) = st.waypoints.choose(id, host_index, now) {
+                    let (tx, rx) = watch::channel(None);
+                    st.inflight.insert(key, rx);
+                    Role::Lead(slot, w, tx)
+                } else {
+                    Role::Fail(&self.counters.servfail_busy)
+                }
+            } else {
+                Role::Fail(&self.counters.servfail_busy)
             }
-            st.waypoints.choose(id, host_index, now)
         };
-        let Some(waypoint) = waypoint else {
-            return servfail(answer, &self.counters.servfail_busy);
+        let (slot, waypoint, leader) = match role {
+            Role::Fail(counter) => return servfail(answer, counter),
+            Role::Follow(mut rx) => {
+                bump(&self.counters.sessions_coalesced);
+                let outcome =
+                    tokio::time::timeout(self.setup_timeout, rx.wait_for(Option::is_some))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok().and_then(|v| v.clone()));
+                return match outcome {
+                    Some((w, SetupOutcome::Accept)) => {
+                        bump(&self.counters.answer_session);
+                        answer
+                            .answers
+                            .push(Record::from_rdata(owner, 0, RData::A(A(w))));
+                        Some(answer)
+                    }
+                    Some((_, SetupOutcome::Reject(_))) => {
+                        servfail(answer, &self.counters.servfail_rejected)
+                    }
+                    _ => servfail(answer, &self.counters.servfail_timeout),
+                };
+            }
+            Role::Lead(slot, w, tx) => (slot, w, Leader { dns: self, key, tx }),
         };
         let req = SetupRequest {
             initiator: id.addr,
@@ -428,6 +511,8 @@ impl AvesDns {
         self.state()
             .waypoints
             .record(id, host_index, waypoint, &outcome, Instant::now());
+        leader.tx.send_replace(Some((waypoint, outcome.clone())));
+        drop(leader);
         match outcome {
             SetupOutcome::Accept => {
                 debug!(host = %host.name, ?req, "DNS: binding accepted");
@@ -543,6 +628,10 @@ ban_s = 600
         Reject,
         /// Never answers (the handler's timeout decides).
         Silent,
+        /// Accepts after this many milliseconds.
+        Slow(u64),
+        /// Rejects after this many milliseconds.
+        SlowReject(u64),
     }
 
     /// A binder that records every SETUP and answers as told.
@@ -576,6 +665,14 @@ ban_s = 600
                     SetupOutcome::Reject("initiator bound to another responder".into())
                 }),
                 Behaviour::Silent => Box::pin(std::future::pending()),
+                Behaviour::Slow(ms) => Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    SetupOutcome::Accept
+                }),
+                Behaviour::SlowReject(ms) => Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    SetupOutcome::Reject("conflict".into())
+                }),
             }
         }
     }
@@ -1136,6 +1233,101 @@ ban_s = 600
             0,
             "a cancelled query gives its slot back"
         );
+    }
+
+    /// Runs `ask` for each source at once (spawned in this order), with query `q`.
+    async fn ask_at_once(s: &Arc<AvesDns>, srcs: &[&str], q: &Message) -> Vec<Message> {
+        let handles: Vec<_> = srcs
+            .iter()
+            .map(|src| {
+                let (s, q, src) = (s.clone(), q.clone(), src.to_string());
+                tokio::spawn(async move { ask(&s, &src, &q).await.unwrap() })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_query_while_its_setup_is_in_flight_takes_its_outcome() {
+        let b = TestBinder::new(Behaviour::Slow(200));
+        let s = Arc::new(server(SPEC, b.clone()));
+        let q = query(HOST, RecordType::A);
+        // A retransmission from an intranet initiator, the same question twice from
+        // one resolver (general mode), another initiator: three SETUPs, five answers.
+        let srcs = [
+            "10.1.0.5",
+            "10.1.0.5",
+            "192.0.2.99",
+            "192.0.2.99",
+            "10.1.0.6",
+        ];
+        let r = ask_at_once(&s, &srcs, &q).await;
+        let w: Vec<Ipv4Addr> = r
+            .iter()
+            .map(|m| {
+                let a = a_of(m);
+                assert_eq!(a.len(), 1, "{m:?}");
+                assert_eq!(a[0].1, 0, "TTL 0 for followers too");
+                a[0].0
+            })
+            .collect();
+        assert_eq!(b.seen().len(), 3, "{:?}", b.seen());
+        assert_eq!(w[0], w[1], "the retransmission gets the leader's address");
+        assert_eq!(w[2], w[3], "general mode: one wait state, not two");
+        assert_ne!(w[0], w[4]);
+        assert_ne!(w[2], w[0]);
+        let c = s.counters();
+        assert_eq!(c.sessions_coalesced.load(Ordering::Relaxed), 2);
+        assert_eq!(c.answer_session.load(Ordering::Relaxed), 5);
+        assert!(s.state().inflight.is_empty(), "entries go with their SETUP");
+        assert_eq!(s.pending.in_flight(), 0);
+        // Once the SETUP has ended a query sends its own (the same binding again).
+        let again = ask(&s, "10.1.0.5", &q).await.unwrap();
+        assert_eq!(a_of(&again), [(w[0], 0)]);
+        assert_eq!(b.seen().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn followers_share_a_reject_and_a_cancelled_leader_fails_them_at_once() {
+        let b = TestBinder::new(Behaviour::SlowReject(100));
+        let s = Arc::new(server(SPEC, b.clone()));
+        let q = query(HOST, RecordType::A);
+        let r = ask_at_once(&s, &["10.1.0.5", "10.1.0.5"], &q).await;
+        for m in &r {
+            assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        }
+        assert_eq!(b.seen().len(), 1);
+        assert_eq!(s.counters().servfail_rejected.load(Ordering::Relaxed), 2);
+        // A leader dropped half-way (hickory gives up on the request): its follower is
+        // answered SERVFAIL at once, not after the timeout, and nothing stays behind.
+        b.set(Behaviour::Silent);
+        let s = Arc::new(server(
+            &SPEC.replace("setup_timeout_ms = 300", "setup_timeout_ms = 5000"),
+            b.clone(),
+        ));
+        let s2 = s.clone();
+        let q2 = q.clone();
+        let leader = tokio::spawn(async move { ask(&s2, "10.1.0.7", &q2).await });
+        while s.state().inflight.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let (s3, q3) = (s.clone(), q.clone());
+        let follower = tokio::spawn(async move { ask(&s3, "10.1.0.7", &q3).await });
+        while s.counters().sessions_coalesced.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let t = Instant::now();
+        leader.abort();
+        let _ = leader.await;
+        let r = follower.await.unwrap().unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(s.state().inflight.is_empty());
+        assert_eq!(s.pending.in_flight(), 0);
     }
 
     #[tokio::test]
