@@ -195,13 +195,6 @@ impl AvesDns {
     }
 
     /// The zone (shared: REGISTER updates gateway addresses through it).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the REGISTER receiver (control protocol) uses it (merge)"
-        )
-    )]
     pub fn zone(&self) -> Arc<Zone> {
         self.zone.clone()
     }
@@ -408,7 +401,7 @@ impl AvesDns {
                 drop(st);
                 return servfail(answer, &self.counters.servfail_rate);
             }
-            st.waypoints.choose(id, host_index, now)
+            st.waypoints.choose(id, host_index, gateway, now)
         };
         let Some(waypoint) = waypoint else {
             return servfail(answer, &self.counters.servfail_busy);
@@ -427,7 +420,7 @@ impl AvesDns {
         drop(slot);
         self.state()
             .waypoints
-            .record(id, host_index, waypoint, &outcome, Instant::now());
+            .record(id, host_index, gateway, waypoint, &outcome, Instant::now());
         match outcome {
             SetupOutcome::Accept => {
                 debug!(host = %host.name, ?req, "DNS: binding accepted");
