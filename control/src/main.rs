@@ -8,6 +8,7 @@ mod daemon;
 mod dns;
 mod metrics;
 use aves::proto;
+mod registrar;
 mod roles;
 mod setup;
 mod stats;
