@@ -56,6 +56,8 @@ echo "== tests/e2e/setup.sh (waypoint on two lcores: claims and rejections relay
 AVES_W_LCORES=0,1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
 echo "== tests/e2e/resolver.sh (aves dns behind unbound: general mode, ECS, 20 initiators at once; ~25 s)"
 AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/resolver.sh || status=1
+echo "== tests/e2e/register.sh (gateway REGISTER; its public address changes at run time; gateway on two lcores)"
+AVES_W_LCORES=1 AVES_R_LCORES=0,1 AVES_E2E_PORTS=af_packet bash tests/e2e/register.sh || status=1
 # Every fuzz target for FUZZ_SECONDS from its committed corpus (seeds and the inputs
 # of every bug fuzzing found). 20 s, not 30: the ASan build takes about 3.5 min and
 # installing cargo-fuzz on a fresh machine about 1 min, so 9 targets x 20 s keep the

@@ -112,6 +112,19 @@ pub struct GatewaySpec {
     pub nat_ports: (u16, u16),
 }
 
+/// A gateway's registration with the AVES-aware DNS servers (`[gateway]` `id`,
+/// `register`, `register_interval_s`; AVES paper §5.3). REGISTER is signed with the last
+/// `[[control.key]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterSpec {
+    /// The id the DNS servers know this gateway by (`[[dns.gateway]] id`).
+    pub id: u32,
+    /// The DNS servers' REGISTER addresses (`[dns] register_listen`).
+    pub servers: Vec<SocketAddrV4>,
+    /// Seconds between periodic REGISTERs.
+    pub interval_s: u16,
+}
+
 /// What an lcore does when a poll returns nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdlePolicy {
@@ -265,6 +278,8 @@ pub struct Config {
     pub bindings: Vec<Binding>,
     /// Gateway ports (gateway).
     pub gateway: Option<GatewaySpec>,
+    /// Registration with DNS servers (gateway, when `[gateway] register` is set).
+    pub register: Option<RegisterSpec>,
     /// Protocol timeouts (AVES §5.2 defaults).
     pub timeouts: Timeouts,
     /// The AVES-aware DNS server, when configured (`[dns]`).
@@ -383,6 +398,10 @@ struct RawGateway {
     public: String,
     private: String,
     nat_ports: Option<String>,
+    id: Option<i64>,
+    #[serde(default)]
+    register: Vec<String>,
+    register_interval_s: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1113,6 +1132,74 @@ impl RawConfig {
                 })
             }
         };
+        let register = match &self.gateway {
+            None => None,
+            Some(g) => {
+                let id = match g.id {
+                    None => None,
+                    Some(v) => Some(u32::try_from(v).map_err(|_| {
+                        cx.err(
+                            "gateway.id",
+                            format!("{v} is out of range (expected 0..=4294967295)"),
+                        )
+                    })?),
+                };
+                let interval_s = match g.register_interval_s {
+                    None => 60,
+                    Some(v) => u16::try_from(v)
+                        .ok()
+                        .filter(|v| (1..=3600).contains(v))
+                        .ok_or_else(|| {
+                            cx.err(
+                                "gateway.register_interval_s",
+                                format!("{v} is out of range (expected 1..=3600 s)"),
+                            )
+                        })?,
+                };
+                let mut servers = Vec::new();
+                for (i, r) in g.register.iter().enumerate() {
+                    let a = r
+                        .parse::<SocketAddrV4>()
+                        .ok()
+                        .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+                        .ok_or_else(|| {
+                            cx.err(
+                                format!("gateway.register[{i}]"),
+                                format!("`{r}` is not a DNS server's REGISTER address (expected \"a.b.c.d:port\")"),
+                            )
+                        })?;
+                    if servers.contains(&a) {
+                        return Err(cx.err(
+                            format!("gateway.register[{i}]"),
+                            format!("{a} is listed twice"),
+                        ));
+                    }
+                    servers.push(a);
+                }
+                match (id, servers.is_empty()) {
+                    (_, true) => None,
+                    (None, false) => {
+                        return Err(cx.err(
+                            "gateway.id",
+                            "missing: gateway.register needs the id the DNS servers know this gateway by ([[dns.gateway]] id)",
+                        ))
+                    }
+                    (Some(id), false) => {
+                        if control_keys.is_empty() {
+                            return Err(cx.err(
+                                "control.key",
+                                "gateway.register needs at least one [[control.key]] (the last one signs REGISTER messages)",
+                            ));
+                        }
+                        Some(RegisterSpec {
+                            id,
+                            servers,
+                            interval_s,
+                        })
+                    }
+                }
+            }
+        };
 
         let d = &self.delayed_binding;
         for (f, v, lo, hi) in [
@@ -1257,6 +1344,7 @@ impl RawConfig {
             },
             bindings,
             gateway,
+            register,
             timeouts,
             dns,
             control: ControlSpec {
@@ -1502,13 +1590,16 @@ pub struct DnsWaypointSpec {
 }
 
 /// `[[dns.gateway]]`: an AVES-aware NAT gateway R.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsGatewaySpec {
     /// The id the gateway's REGISTER messages carry.
     pub id: u32,
     /// Its public address until a REGISTER says otherwise; `None`: unknown until then
     /// (its hosts answer SERVFAIL).
     pub address: Option<Ipv4Addr>,
+    /// The keys its REGISTER messages may be signed with (`[[dns.gateway.key]]`, at
+    /// most two: current and previous). None: its REGISTERs are refused.
+    pub keys: Vec<KeySpec>,
 }
 
 /// `[[dns.host]]`: a responder B behind a gateway.
@@ -1590,6 +1681,8 @@ pub struct DnsSpec {
     /// Keys to sign SETUP messages with (`[[dns.key]]`; the last one listed signs).
     /// None: the server answers host queries SERVFAIL (nothing to sign with).
     pub keys: Vec<KeySpec>,
+    /// Where gateways' REGISTER messages are received (UDP); `None`: not at all.
+    pub register_listen: Option<SocketAddrV4>,
 }
 
 impl DnsSpec {
@@ -1630,6 +1723,7 @@ struct RawDns {
     rate: Option<RawRate>,
     #[serde(default, rename = "key")]
     keys: Vec<RawKey>,
+    register_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1663,6 +1757,8 @@ struct RawDnsWaypoint {
 struct RawDnsGateway {
     id: i64,
     address: Option<String>,
+    #[serde(default, rename = "key")]
+    keys: Vec<RawKey>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1955,7 +2051,39 @@ impl RawDns {
                 None => None,
                 Some(a) => Some(dns_ipv4(cx, &key("address"), a)?),
             };
-            gateways.push(DnsGatewaySpec { id, address });
+            let gkeys = parse_keys(
+                cx,
+                cx.file.parent().unwrap_or(Path::new(".")),
+                &format!("dns.gateway[{i}].key"),
+                &g.keys,
+                2,
+            )?;
+            if let Some(j) = gkeys.iter().position(|k| k.gateway.is_some()) {
+                return Err(cx.err(
+                    format!("dns.gateway[{i}].key[{j}].gateway"),
+                    "not allowed (the key belongs to this [[dns.gateway]])",
+                ));
+            }
+            gateways.push(DnsGatewaySpec {
+                id,
+                address,
+                keys: gkeys,
+            });
+        }
+        let register_listen = match &self.register_listen {
+            None => None,
+            Some(l) => Some(parse_listen(l).ok_or_else(|| {
+                cx.err(
+                    "dns.register_listen",
+                    format!("`{l}` is not an address to listen on (expected \"a.b.c.d:port\" or \"a.b.c.d\", not 0.0.0.0)"),
+                )
+            })?),
+        };
+        if register_listen.is_some() && gateways.iter().all(|g| g.keys.is_empty()) {
+            return Err(cx.err(
+                "dns.register_listen",
+                "no [[dns.gateway]] has a [[dns.gateway.key]]: every REGISTER would be refused",
+            ));
         }
 
         let mut hosts = Vec::new();
@@ -2122,6 +2250,7 @@ impl RawDns {
             nx_penalty,
             rate,
             keys,
+            register_listen,
         })
     }
 }
@@ -2604,6 +2733,109 @@ mac = "02:00:00:00:00:02"
             let e = p(&text).expect_err(key);
             assert_eq!(&e.key, key, "{e}");
         }
+    }
+
+    #[test]
+    fn gateway_registration_rules() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let g = std::fs::read_to_string(dir.join("gateway.toml")).unwrap();
+        let c = p(&g).unwrap();
+        let r = c.register.clone().unwrap();
+        assert_eq!(
+            (r.id, r.servers.clone(), r.interval_s),
+            (1, vec!["172.16.1.1:4799".parse().unwrap()], 60)
+        );
+        assert_eq!(c.control.keys.last().unwrap().id, 9);
+        // Without register: no registration, whatever else is there.
+        let c = p(&g.replace("register = [\"172.16.1.1:4799\"]", "")).unwrap();
+        assert_eq!(c.register, None);
+        let cases: &[(&str, &str, &str)] = &[
+            ("id = 1\nregister", "id = -1\nregister", "gateway.id"),
+            (
+                "id = 1\nregister",
+                "id = 4294967296\nregister",
+                "gateway.id",
+            ),
+            ("id = 1\nregister", "register", "gateway.id"),
+            (
+                "\"172.16.1.1:4799\"",
+                "\"172.16.1.1\"",
+                "gateway.register[0]",
+            ),
+            (
+                "\"172.16.1.1:4799\"",
+                "\"172.16.1.1:4799\", \"172.16.1.1:4799\"",
+                "gateway.register[1]",
+            ),
+            (
+                "\"172.16.1.1:4799\"",
+                "\"0.0.0.0:4799\"",
+                "gateway.register[0]",
+            ),
+            (
+                "register_interval_s = 60",
+                "register_interval_s = 0",
+                "gateway.register_interval_s",
+            ),
+            (
+                "register_interval_s = 60",
+                "register_interval_s = 3601",
+                "gateway.register_interval_s",
+            ),
+            (
+                "[[control.key]]\nid = 9",
+                "[[control.key]]\nid = 900",
+                "control.key[0].id",
+            ),
+        ];
+        for (from, to, key) in cases {
+            assert!(g.contains(from), "{from}");
+            let e = p(&g.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(e.key, *key, "{from} -> {to}: {e}");
+        }
+        // No key to sign with.
+        let start = g.find("\n[[control.key]]").unwrap();
+        let e = p(&g[..start]).unwrap_err();
+        assert_eq!(e.key, "control.key", "{e}");
+        assert!(e.message.contains("REGISTER"), "{e}");
+    }
+
+    #[test]
+    fn dns_register_keys_and_listen() {
+        let key = "\n[[dns.gateway.key]]\nid = 3\nalgorithm = \"hmac-sha256-128\"\nsecret = \"00112233445566778899aabbccddeeff\"\n";
+        let with_key = DNS.replacen(
+            "address = \"203.0.113.7\"\n",
+            &format!("address = \"203.0.113.7\"\n{key}"),
+            1,
+        );
+        let d = pd(&with_key.replacen(
+            "intranet",
+            "register_listen = \"127.0.0.1:4799\"\nintranet",
+            1,
+        ))
+        .unwrap();
+        assert_eq!(d.register_listen, Some("127.0.0.1:4799".parse().unwrap()));
+        assert_eq!(d.gateways[0].keys.len(), 1);
+        assert_eq!(d.gateways[0].keys[0].id, 3);
+        assert!(d.gateways[1].keys.is_empty());
+        assert_eq!(pd(&with_key).unwrap().register_listen, None);
+        // A listener without any gateway key would refuse everything.
+        let e = pd(&DNS.replacen(
+            "intranet",
+            "register_listen = \"127.0.0.1:4799\"\nintranet",
+            1,
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "dns.register_listen", "{e}");
+        let e = pd(&with_key.replacen("intranet", "register_listen = \"0.0.0.0:1\"\nintranet", 1))
+            .unwrap_err();
+        assert_eq!(e.key, "dns.register_listen", "{e}");
+        let e = pd(&with_key.replacen("id = 3", "id = 256", 1)).unwrap_err();
+        assert_eq!(e.key, "dns.gateway[0].key[0].id", "{e}");
+        let e = pd(&with_key.replacen("secret = \"0011", "secret = \"zz11", 1)).unwrap_err();
+        assert_eq!(e.key, "dns.gateway[0].key[0].secret", "{e}");
+        let e = pd(&with_key.replacen("id = 3", "id = 3\ngateway = \"192.0.2.1\"", 1)).unwrap_err();
+        assert_eq!(e.key, "dns.gateway[0].key[0].gateway", "{e}");
     }
 
     #[test]

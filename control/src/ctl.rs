@@ -15,6 +15,9 @@
 //!                                           `dynamic`: then the AVES timers apply and
 //!                                           it goes when its TCP connections close
 //! binding del A W                           waypoint: remove that binding
+//! set-address NAME ADDR/LEN                 replace port NAME's primary address (a
+//!                                           new DHCP lease); on a gateway's public
+//!                                           port it also triggers a REGISTER at once
 //! stats                                     per-port and per-reason totals, summed over lcores
 //! status                                    role, ports (engine and NIC counters, link),
 //!                                           lcores (poll rounds), mempool, top drop reasons
@@ -121,6 +124,17 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
                 pinned,
             })))
         }
+        ["set-address", name, a] => {
+            if !a.contains('/') {
+                return Err(format!(
+                    "`{a}`: give the prefix length too (ADDR/LEN, e.g. 192.0.2.3/24)"
+                ));
+            }
+            Ok(Request::Apply(Command::SetAddress {
+                port: port(name)?,
+                addr: prefix(a)?,
+            }))
+        }
         ["binding", "del", a, w] => Ok(Request::Apply(Command::DelBinding {
             initiator: addr(a)?,
             waypoint: addr(w)?,
@@ -128,7 +142,7 @@ pub fn parse_request(line: &str, cfg: &Config) -> Result<Request, String> {
         })),
         [] => Err("empty request".into()),
         _ => Err(format!(
-            "unknown request `{}` (expected: route add PREFIX [via ADDR] port NAME | route del PREFIX | neigh add PORT ADDR MAC | neigh del PORT ADDR | binding add A W via R to B [mode plain|multihoming] | binding del A W | stats | status | ping)",
+            "unknown request `{}` (expected: route add PREFIX [via ADDR] port NAME | route del PREFIX | neigh add PORT ADDR MAC | neigh del PORT ADDR | binding add A W via R to B [mode plain|multihoming] | binding del A W | set-address PORT ADDR/LEN | stats | status | ping)",
             line.trim()
         )),
     }
@@ -190,6 +204,21 @@ addresses = ["10.2.0.1/24"]
         assert_eq!(parse_request("  stats \n", &c), Ok(Request::Stats));
         assert_eq!(parse_request("status\n", &c), Ok(Request::Status));
         assert!(parse_request("status now", &c).is_err());
+        assert_eq!(
+            parse_request("set-address a 10.1.0.9/24", &c),
+            Ok(Request::Apply(Command::SetAddress {
+                port: 0,
+                addr: "10.1.0.9/24".parse().unwrap(),
+            }))
+        );
+        for bad in [
+            "set-address a 10.1.0.9",
+            "set-address a 10.1.0.9/33",
+            "set-address x 10.1.0.9/24",
+            "set-address a",
+        ] {
+            assert!(parse_request(bad, &c).is_err(), "{bad}");
+        }
         assert_eq!(
             parse_request("route add 10.9.1.7/16 via 10.2.0.2 port b", &c),
             Ok(Request::Apply(Command::AddRoute(Route {

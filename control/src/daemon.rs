@@ -18,6 +18,7 @@
 use crate::config::{Config, IdlePolicy, Role};
 use crate::ctl::{self, Request};
 use crate::metrics;
+use crate::registrar::{self, Registrar, RegistrarCounters};
 use crate::roles;
 use crate::setup::{self, SetupCounters, SetupService};
 use crate::stats::{self, PoolStats, PortDevice, Snapshot};
@@ -490,6 +491,29 @@ fn control_loop(
     let links = Mutex::new(links);
     let seq = AtomicU64::new(0);
     let setup_counters = SetupCounters::default();
+    let reg_counters = RegistrarCounters::default();
+    let (reg_tx, reg_rx) = std::sync::mpsc::channel::<std::net::Ipv4Addr>();
+    let registration = match (&cfg.register, cfg.gateway) {
+        (Some(spec), Some(g)) => {
+            let k = cfg
+                .control
+                .keys
+                .last()
+                .context("gateway.register needs a [[control.key]]")?;
+            let key = aves_dataplane::auth::Key::new(k.id, k.algorithm, &k.secret)
+                .map_err(|e| anyhow::anyhow!("control.key {}: {e:?}", k.id))?;
+            let address = cfg
+                .ports
+                .get(usize::from(g.public))
+                .and_then(|p| p.addresses.first())
+                .map(|a| a.addr())
+                .context("the public port has no address")?;
+            Some((Registrar::new(spec.clone(), key, address), g.public))
+        }
+        _ => None,
+    };
+    let public_port = registration.as_ref().map(|(_, p)| *p);
+    let reg_counters_ref = registration.as_ref().map(|_| &reg_counters);
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("aves-relay".into())
@@ -499,7 +523,13 @@ fn control_loop(
             std::thread::Builder::new()
                 .name("aves-metrics".into())
                 .spawn_scoped(s, move || {
-                    let scrape = || metrics::render(&sources.snapshot(cfg));
+                    let scrape = || {
+                        let mut text = metrics::render(&sources.snapshot(cfg))?;
+                        if let Some(c) = reg_counters_ref {
+                            text.push_str(&c.prometheus_text());
+                        }
+                        Ok(text)
+                    };
                     if let Err(e) = metrics::serve(&listener, stop, &scrape) {
                         warn!("metrics server stopped: {e}");
                     }
@@ -521,7 +551,19 @@ fn control_loop(
                 })
                 .context("spawning the SETUP service")?;
         }
-        serve_socket(cfg, &links, sources, &seq, &setup_counters, stop)
+        if let Some((registrar, _)) = registration {
+            let counters = &reg_counters;
+            std::thread::Builder::new()
+                .name("aves-register".into())
+                .spawn_scoped(s, move || registrar::run(registrar, reg_rx, counters, stop))
+                .context("spawning the REGISTER sender")?;
+        }
+        let reg = Registration {
+            counters: reg_counters_ref,
+            public_port,
+            changes: reg_tx,
+        };
+        serve_socket(cfg, &links, sources, &seq, &setup_counters, &reg, stop)
     })
 }
 
@@ -626,6 +668,16 @@ fn relay(links: &Links, mut notices: Vec<(u32, ValueConsumer<Notice>)>, stop: &A
     info!(relayed, "notice relay stopped");
 }
 
+/// What the control socket knows of the gateway's registration (§5.3).
+struct Registration<'a> {
+    /// The sender's counters, when it runs.
+    counters: Option<&'a RegistrarCounters>,
+    /// The port whose address REGISTER reports.
+    public_port: Option<u16>,
+    /// New public addresses for the sender.
+    changes: std::sync::mpsc::Sender<std::net::Ipv4Addr>,
+}
+
 /// Serves the control socket until `stop`.
 fn serve_socket(
     cfg: &Config,
@@ -633,6 +685,7 @@ fn serve_socket(
     sources: &Sources,
     seq: &AtomicU64,
     setup_counters: &SetupCounters,
+    reg: &Registration<'_>,
     stop: &AtomicBool,
 ) -> Result<()> {
     let path = &cfg.control_socket;
@@ -653,7 +706,7 @@ fn serve_socket(
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = serve(stream, cfg, links, sources, seq, setup_counters) {
+                if let Err(e) = serve(stream, cfg, links, sources, seq, setup_counters, reg) {
                     warn!("control connection: {e:#}");
                 }
             }
@@ -675,6 +728,7 @@ fn serve(
     sources: &Sources,
     seq: &AtomicU64,
     setup_counters: &SetupCounters,
+    reg: &Registration<'_>,
 ) -> Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -700,6 +754,9 @@ fn serve(
                 if cfg.control.listen.is_some() {
                     l.extend(setup_counters.lines());
                 }
+                if let Some(c) = reg.counters {
+                    l.extend(c.lines());
+                }
                 l.push("ok".into());
                 l
             }
@@ -710,7 +767,19 @@ fn serve(
             }
             Ok(Request::Apply(cmd)) => {
                 let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
-                vec![apply_everywhere(&mut lock(links), cmd, n)]
+                let moved = match &cmd {
+                    Command::SetAddress { port, addr } if Some(*port) == reg.public_port => {
+                        Some(addr.addr())
+                    }
+                    _ => None,
+                };
+                let reply = apply_everywhere(&mut lock(links), cmd, n);
+                if let Some(a) = moved.filter(|_| reply.starts_with("ok")) {
+                    // The new public address: REGISTER at once (§5.3).
+                    let _ = reg.changes.send(a);
+                    info!(address = %a, "public address set");
+                }
+                vec![reply]
             }
         };
         for l in reply {

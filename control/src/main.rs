@@ -8,6 +8,7 @@ mod daemon;
 mod dns;
 mod metrics;
 use aves::proto;
+mod registrar;
 mod roles;
 mod setup;
 mod stats;
@@ -355,6 +356,32 @@ fn run_dns(spec: config::DnsSpec) -> ExitCode {
         let (udp, tcp) = dns::bind(spec.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", spec.listen))?;
+        // Gateways' REGISTER messages (§5.3), when configured.
+        let reg_counters = std::sync::Arc::new(dns::register::RegisterCounters::default());
+        let (reg_stop, reg_stopped) = tokio::sync::oneshot::channel::<()>();
+        let reg_task = match spec.register_listen {
+            None => None,
+            Some(addr) => {
+                let sock = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("dns.register_listen {addr}: cannot bind: {e}"))?;
+                let service = dns::register::RegisterService::new(
+                    &spec,
+                    handler.zone(),
+                    proto::VerifierConfig::default(),
+                    setup::now_us(),
+                )?;
+                tracing::info!(listen = %addr, "DNS: receiving REGISTER");
+                Some(tokio::spawn(dns::register::serve(
+                    sock,
+                    service,
+                    reg_counters.clone(),
+                    async move {
+                        let _ = reg_stopped.await;
+                    },
+                )))
+            }
+        };
         tracing::info!(
             zone = %spec.zone,
             listen = %udp.local_addr()?,
@@ -362,8 +389,17 @@ fn run_dns(spec: config::DnsSpec) -> ExitCode {
             "DNS: serving (UDP and TCP)"
         );
         dns::serve(handler, udp, tcp, stop).await?;
+        let _ = reg_stop.send(());
+        if let Some(t) = reg_task {
+            let _ = t.await;
+        }
         for (name, n) in counters.snapshot() {
             println!("dns {name} {n}");
+        }
+        if spec.register_listen.is_some() {
+            for (name, n) in reg_counters.snapshot() {
+                println!("dns {name} {n}");
+            }
         }
         anyhow::Ok(())
     });

@@ -122,6 +122,19 @@ pub enum Command {
         /// From when the lcore applies it.
         duration_ns: u64,
     },
+    /// Replace the primary (first) interface address of `port` with `addr`, as a DHCP
+    /// renewal with a new lease would (AVES paper §5.3: a gateway's public address
+    /// changes). The old address's connected route goes and the new one's comes; from
+    /// then on the lcore answers ARP and ping for `addr` and no longer for the old
+    /// address, and a gateway accepts tunnel packets (and NATs) on `addr` only. The
+    /// port's other addresses are kept. `Invalid` when `addr` is a network or broadcast
+    /// address of its prefix (for prefixes shorter than /31).
+    SetAddress {
+        /// The port.
+        port: u16,
+        /// The new address and prefix length.
+        addr: Ipv4Cidr,
+    },
     /// A neighbour another lcore learned from ARP: learn it here too (dynamic entry,
     /// expires like one learned locally; never overrides a static entry).
     LearnNeighbour {

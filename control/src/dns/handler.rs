@@ -242,13 +242,6 @@ impl AvesDns {
     }
 
     /// The zone (shared: REGISTER updates gateway addresses through it).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the REGISTER receiver (control protocol) uses it (merge)"
-        )
-    )]
     pub fn zone(&self) -> Arc<Zone> {
         self.zone.clone()
     }
@@ -460,7 +453,7 @@ impl AvesDns {
             } else if let Some(slot) = self.pending.try_acquire() {
                 if !st.rate.take(host_index, now) {
                     Role::Fail(&self.counters.servfail_rate)
-                } else if let Some(w) = st.waypoints.choose(id, host_index, now) {
+                } else if let Some(w) = st.waypoints.choose(id, host_index, gateway, now) {
                     let (tx, rx) = watch::channel(None);
                     st.inflight.insert(key, rx);
                     Role::Lead(slot, w, tx)
@@ -510,7 +503,7 @@ impl AvesDns {
         drop(slot);
         self.state()
             .waypoints
-            .record(id, host_index, waypoint, &outcome, Instant::now());
+            .record(id, host_index, gateway, waypoint, &outcome, Instant::now());
         leader.tx.send_replace(Some((waypoint, outcome.clone())));
         drop(leader);
         match outcome {

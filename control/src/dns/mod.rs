@@ -7,7 +7,8 @@
 //!
 //! Files: [`zone`] (names, records, gateway addresses, waypoint choice), [`handler`] (the
 //! `RequestHandler`: one decision per query), [`limits`] (§6.2 safeguards: the NXDOMAIN
-//! penalty, the per-responder session rate, the cap on SETUPs in flight).
+//! penalty, the per-responder session rate, the cap on SETUPs in flight), [`register`]
+//! (gateways' REGISTER messages, §5.3, which update the zone's gateway addresses).
 //!
 //! Invariants:
 //! - The wire format of SETUP/ACCEPT/REJECT is not here: the handler only sees the
@@ -23,6 +24,7 @@
 
 pub mod handler;
 pub mod limits;
+pub mod register;
 pub mod zone;
 
 use aves_dataplane::addr::Ipv4Cidr;

@@ -201,15 +201,13 @@ impl Zone {
         (a != 0).then(|| Ipv4Addr::from(a))
     }
 
+    /// The index (config order) of the gateway with id `id`.
+    pub fn gateway_index(&self, id: u32) -> Option<usize> {
+        self.gateway_ids.iter().position(|g| *g == id)
+    }
+
     /// A REGISTER from gateway `id` (§5.3): its public address is now `address`. False
     /// when the id is not configured (or the address is 0.0.0.0).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the REGISTER receiver (control protocol) calls it (merge)"
-        )
-    )]
     pub fn set_gateway_address(&self, id: u32, address: Ipv4Addr) -> bool {
         if address.is_unspecified() {
             return false;
@@ -253,24 +251,28 @@ const MAX_PROBES: u64 = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Grant {
-    /// The host bound, or `None` when the waypoint rejected this initiator there.
-    host: Option<usize>,
+    /// The host bound and the gateway address it was bound through, or `None` when
+    /// the waypoint rejected this initiator there.
+    host: Option<(usize, Ipv4Addr)>,
     until: Instant,
 }
 
 /// The waypoint addresses the server hands out, in round-robin order, and what it
 /// remembers of the bindings it asked for.
 ///
-/// Choice (for an initiator I and host H): the address I already has for H, if any;
-/// else the next address in round-robin order that is not in a wait state and that I
-/// has not been given (or refused) for another host. The waypoint has the last word.
+/// Choice (for an initiator I and host H behind gateway address G): the address I
+/// already has for H through G, if any; else the next address in round-robin order
+/// that is not in a wait state and that I has not been given (or refused) for another
+/// host or through another gateway address. A binding made before the gateway's
+/// address changed (§5.3) is thus not reused: the waypoint would refuse the new
+/// gateway address for it as a conflict. The waypoint has the last word.
 #[derive(Debug)]
 pub struct Waypoints {
     ranges: Vec<(u64, u32, u64)>,
     total: u64,
     cursor: u64,
     grants: HashMap<(Identity, Ipv4Addr), Grant>,
-    by_host: HashMap<(Identity, usize), (Ipv4Addr, Instant)>,
+    by_host: HashMap<(Identity, usize), (Ipv4Addr, Ipv4Addr, Instant)>,
     waiting: HashMap<Ipv4Addr, Instant>,
     memory: Duration,
     wait: Duration,
@@ -313,15 +315,21 @@ impl Waypoints {
         self.waiting.get(&w).is_some_and(|until| now < *until)
     }
 
-    /// The waypoint address to ask for a binding of `id` to host `host`; `None` when
-    /// there are no addresses.
-    pub fn choose(&mut self, id: Identity, host: usize, now: Instant) -> Option<Ipv4Addr> {
+    /// The waypoint address to ask for a binding of `id` to host `host` behind the
+    /// gateway address `gateway`; `None` when there are no addresses.
+    pub fn choose(
+        &mut self,
+        id: Identity,
+        host: usize,
+        gateway: Ipv4Addr,
+        now: Instant,
+    ) -> Option<Ipv4Addr> {
         if self.total == 0 {
             return None;
         }
         if !id.is_general() {
-            if let Some(&(w, until)) = self.by_host.get(&(id, host)) {
-                if now < until && !self.is_waiting(w, now) {
+            if let Some(&(w, g, until)) = self.by_host.get(&(id, host)) {
+                if g == gateway && now < until && !self.is_waiting(w, now) {
                     return Some(w);
                 }
             }
@@ -334,7 +342,7 @@ impl Waypoints {
             }
             if !id.is_general() {
                 if let Some(g) = self.grants.get(&(id, w)) {
-                    if now < g.until && g.host != Some(host) {
+                    if now < g.until && g.host != Some((host, gateway)) {
                         continue;
                     }
                 }
@@ -358,6 +366,7 @@ impl Waypoints {
         &mut self,
         id: Identity,
         host: usize,
+        gateway: Ipv4Addr,
         w: Ipv4Addr,
         outcome: &SetupOutcome,
         now: Instant,
@@ -376,12 +385,12 @@ impl Waypoints {
                     &mut self.grants,
                     (id, w),
                     Grant {
-                        host: Some(host),
+                        host: Some((host, gateway)),
                         until,
                     },
                     now,
                 );
-                Self::remember(&mut self.by_host, (id, host), (w, until), now);
+                Self::remember(&mut self.by_host, (id, host), (w, gateway, until), now);
             }
             SetupOutcome::Reject(_) | SetupOutcome::Timeout => {
                 Self::remember(&mut self.grants, (id, w), Grant { host: None, until }, now);
@@ -391,7 +400,11 @@ impl Waypoints {
     }
 
     fn forget_host(&mut self, id: Identity, host: usize, w: Ipv4Addr) {
-        if self.by_host.get(&(id, host)).is_some_and(|(x, _)| *x == w) {
+        if self
+            .by_host
+            .get(&(id, host))
+            .is_some_and(|(x, _, _)| *x == w)
+        {
             self.by_host.remove(&(id, host));
         }
     }
@@ -430,9 +443,9 @@ impl Expires for Grant {
     }
 }
 
-impl Expires for (Ipv4Addr, Instant) {
+impl Expires for (Ipv4Addr, Ipv4Addr, Instant) {
     fn until(&self) -> Instant {
-        self.1
+        self.2
     }
 }
 
@@ -546,6 +559,8 @@ address = "192.168.1.11"
         )
     }
 
+    const G: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
+
     fn w(last: u8) -> Ipv4Addr {
         Ipv4Addr::new(198, 51, 100, last)
     }
@@ -558,7 +573,9 @@ address = "192.168.1.11"
             addr: Ipv4Addr::new(10, 9, 9, 9),
             prefix: 0,
         };
-        let got: Vec<_> = (0..5).map(|_| p.choose(general, 0, t).unwrap()).collect();
+        let got: Vec<_> = (0..5)
+            .map(|_| p.choose(general, 0, G, t).unwrap())
+            .collect();
         assert_eq!(got, [w(10), w(11), w(12), w(20), w(10)]);
     }
 
@@ -574,29 +591,33 @@ address = "192.168.1.11"
             addr: Ipv4Addr::new(10, 1, 0, 6),
             prefix: 32,
         };
-        let w0 = p.choose(a, 0, t).unwrap();
-        p.record(a, 0, w0, &SetupOutcome::Accept, t);
-        assert_eq!(p.choose(a, 0, t), Some(w0), "same responder: same address");
+        let w0 = p.choose(a, 0, G, t).unwrap();
+        p.record(a, 0, G, w0, &SetupOutcome::Accept, t);
+        assert_eq!(
+            p.choose(a, 0, G, t),
+            Some(w0),
+            "same responder: same address"
+        );
         // Another responder for A: not w0 (one responder per initiator and address).
-        let w1 = p.choose(a, 1, t).unwrap();
+        let w1 = p.choose(a, 1, G, t).unwrap();
         assert_ne!(w1, w0);
         // Another initiator may get w0 in its turn.
         let mut seen = Vec::new();
         for _ in 0..4 {
-            seen.push(p.choose(other, 1, t).unwrap());
+            seen.push(p.choose(other, 1, G, t).unwrap());
         }
         assert!(seen.contains(&w0));
         // A REJECT marks the address as taken for that initiator.
-        p.record(a, 1, w1, &SetupOutcome::Reject("taken".into()), t);
+        p.record(a, 1, G, w1, &SetupOutcome::Reject("taken".into()), t);
         for _ in 0..8 {
-            let x = p.choose(a, 1, t).unwrap();
+            let x = p.choose(a, 1, G, t).unwrap();
             assert!(x != w1 && x != w0, "{x}");
         }
         // Memory fades: after grant_memory, w0 may serve A for another host again.
         let later = t + Duration::from_secs(121);
         let mut seen = Vec::new();
         for _ in 0..4 {
-            seen.push(p.choose(a, 1, later).unwrap());
+            seen.push(p.choose(a, 1, G, later).unwrap());
         }
         assert!(seen.contains(&w0) && seen.contains(&w1));
     }
@@ -609,11 +630,14 @@ address = "192.168.1.11"
             addr: Ipv4Addr::new(10, 9, 9, 9),
             prefix: 0,
         };
-        let w0 = p.choose(r, 0, t).unwrap();
-        p.record(r, 0, w0, &SetupOutcome::Accept, t);
+        let w0 = p.choose(r, 0, G, t).unwrap();
+        p.record(r, 0, G, w0, &SetupOutcome::Accept, t);
         // The next four choices within Twait never give w0 ...
         for _ in 0..6 {
-            assert_ne!(p.choose(r, 0, t + Duration::from_millis(1999)).unwrap(), w0);
+            assert_ne!(
+                p.choose(r, 0, G, t + Duration::from_millis(1999)).unwrap(),
+                w0
+            );
         }
         // ... and a known initiator is not given it either (the waypoint would ignore
         // the SETUP while it waits).
@@ -622,14 +646,36 @@ address = "192.168.1.11"
             prefix: 32,
         };
         for _ in 0..6 {
-            assert_ne!(p.choose(a, 0, t).unwrap(), w0);
+            assert_ne!(p.choose(a, 0, G, t).unwrap(), w0);
         }
         // All waiting: the next address anyway.
         for x in [10, 11, 12, 20] {
-            p.record(r, 0, w(x), &SetupOutcome::Timeout, t);
+            p.record(r, 0, G, w(x), &SetupOutcome::Timeout, t);
         }
-        assert!(p.choose(r, 0, t).is_some());
+        assert!(p.choose(r, 0, G, t).is_some());
         assert_eq!(p.remembered().2, 4);
+    }
+
+    #[test]
+    fn a_moved_gateway_gets_a_fresh_address() {
+        let mut p = pool();
+        let t = Instant::now();
+        let a = Identity {
+            addr: Ipv4Addr::new(10, 1, 0, 5),
+            prefix: 32,
+        };
+        let w0 = p.choose(a, 0, G, t).unwrap();
+        p.record(a, 0, G, w0, &SetupOutcome::Accept, t);
+        assert_eq!(p.choose(a, 0, G, t), Some(w0));
+        // The gateway registered a new address: the old binding at w0 names the old
+        // one, so w0 is not asked again for this initiator and host.
+        let moved = Ipv4Addr::new(203, 0, 113, 9);
+        for _ in 0..8 {
+            assert_ne!(p.choose(a, 0, moved, t), Some(w0));
+        }
+        let w1 = p.choose(a, 0, moved, t).unwrap();
+        p.record(a, 0, moved, w1, &SetupOutcome::Accept, t);
+        assert_eq!(p.choose(a, 0, moved, t), Some(w1));
     }
 
     #[test]
@@ -639,6 +685,6 @@ address = "192.168.1.11"
             addr: Ipv4Addr::new(10, 1, 0, 5),
             prefix: 32,
         };
-        assert_eq!(p.choose(a, 0, Instant::now()), None);
+        assert_eq!(p.choose(a, 0, G, Instant::now()), None);
     }
 }

@@ -33,7 +33,11 @@ pub(crate) fn keyring() -> Keyring {
 }
 
 pub(crate) fn waypoint() -> Waypoint {
-    Waypoint::<VecBuf>::new(&WaypointConfig {
+    Waypoint::<VecBuf>::new(&waypoint_config()).unwrap()
+}
+
+pub(crate) fn waypoint_config() -> WaypointConfig {
+    WaypointConfig {
         router: RouterConfig {
             ports: vec![PortConfig {
                 mac: W_MAC,
@@ -65,8 +69,7 @@ pub(crate) fn waypoint() -> Waypoint {
         delayed: DelayedTimers::paper(),
         wait_capacity: 16,
         reject_capacity: 64,
-    })
-    .unwrap()
+    }
 }
 
 pub(crate) fn gateway() -> Gateway<VecBuf> {
@@ -1161,4 +1164,91 @@ fn burst_verification_drops_forgeries_and_delivers_the_rest() {
     assert_eq!(io1.forwarded, io2.forwarded);
     assert_eq!(io2.forwarded.len(), 11);
     assert_eq!(burst.flow_count(), 11, "no state for the forgery");
+}
+
+/// §5.3: the gateway's public address changes at run time (a new DHCP lease). Tunnel
+/// packets to the new address are delivered; those to the old one no longer are.
+#[test]
+fn a_new_public_address_takes_over_tunnel_packets() {
+    let mut wc = waypoint_config();
+    wc.gateways.push(GatewayKeys {
+        address: ip("192.0.2.3"),
+        keys: keyring(),
+    });
+    let mut w = Waypoint::<VecBuf>::new(&wc).unwrap();
+    let mut r = gateway();
+    let tunnelled = |w: &mut Waypoint, a: &str, wp: &str, gw: &str| {
+        <Waypoint as Role<VecBuf>>::apply(
+            w,
+            &Command::AddBinding(Binding {
+                initiator: ip(a),
+                waypoint: ip(wp),
+                gateway: ip(gw),
+                responder: ip("10.0.0.2"),
+                mode: Mode::Plain,
+                pinned: false,
+            }),
+            0,
+        )
+        .unwrap();
+        let syn = frame(
+            W_MAC,
+            a,
+            wp,
+            6,
+            &tcp_seg(40000, 80, tcp::flags::SYN, &[]),
+            true,
+        );
+        let (io, _) = run(w, 0, &syn, 1);
+        assert_eq!(io.forwarded.len(), 1, "{:?}", io.dropped);
+        via_internet(io.forwarded[0].1.clone(), R_PUB_MAC)
+    };
+    let to_old = tunnelled(&mut w, "198.51.100.10", "203.0.113.100", "192.0.2.2");
+    let to_new = tunnelled(&mut w, "198.51.100.11", "203.0.113.101", "192.0.2.3");
+    // Before: the old address takes tunnel packets, the new one is not ours.
+    let mut before = gateway();
+    let (io, _) = run(&mut before, 0, &to_old, 2);
+    assert_eq!(io.forwarded.first().map(|f| f.0), Some(1));
+    <Gateway<VecBuf> as Role<VecBuf>>::apply(
+        &mut r,
+        &Command::SetAddress {
+            port: 0,
+            addr: "192.0.2.3/24".parse().unwrap(),
+        },
+        0,
+    )
+    .unwrap();
+    let (io, _) = run(&mut r, 0, &to_new, 2);
+    assert_eq!(io.forwarded.len(), 1, "{:?}", io.dropped);
+    let (port, inner) = &io.forwarded[0];
+    assert_eq!(*port, 1, "delivered to B");
+    assert_eq!(parse(inner).0, ip("198.51.100.11"));
+    let (io, _) = run(&mut r, 0, &to_old, 3);
+    assert!(
+        io.forwarded.iter().all(|(p, _)| *p != 1),
+        "nothing reaches B through the old address"
+    );
+    assert_eq!(r.flow_count(), 1);
+    // B's reply leaves from the waypoint address, as before.
+    let synack = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.51.100.11",
+        6,
+        &tcp_seg(80, 40000, tcp::flags::SYN | tcp::flags::ACK, &[]),
+        true,
+    );
+    let (io, _) = run(&mut r, 1, &synack, 4);
+    assert_eq!(parse(&io.forwarded[0].1).0, ip("203.0.113.101"));
+    // Outbound NAT44 now uses the new address.
+    let out = frame(
+        R_PRIV_MAC,
+        "10.0.0.2",
+        "198.18.0.1",
+        17,
+        &udp_dgram(5353, 53, b"q"),
+        false,
+    );
+    let (io, _) = run(&mut r, 1, &out, 5);
+    assert_eq!(parse(&io.forwarded[0].1).0, ip("192.0.2.3"));
 }

@@ -1136,7 +1136,22 @@ impl<B: PacketBuf> Role<B> for Gateway<B> {
     }
 
     fn apply(&mut self, cmd: &Command, now_ns: u64) -> Result<(), CommandError> {
-        self.router.apply(cmd, now_ns)
+        self.router.apply(cmd, now_ns)?;
+        if let Command::SetAddress { port, .. } = cmd {
+            // The public address changed (§5.3, a new DHCP lease): tunnel packets and
+            // NAT44 use the new one from the next packet on. Entries made for the old
+            // address expire on their timers.
+            if *port == self.public_port {
+                if let Some(a) = self.router.port_addr(self.public_port) {
+                    self.public_addr = a;
+                }
+            } else if *port == self.private_port {
+                if let Some(a) = self.router.port_addr(self.private_port) {
+                    self.private_addr = a;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn neighbour(&self, port: u16, ip: Ipv4Addr, now_ns: u64) -> Option<MacAddr> {

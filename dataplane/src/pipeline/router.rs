@@ -288,6 +288,7 @@ impl Router {
                 self.check_port(*port)?;
                 self.neighbours.learn(*port, *ip, *mac, now_ns).map(|_| ())
             }
+            Command::SetAddress { port, addr } => self.set_address(*port, *addr),
             Command::AddBinding(_)
             | Command::DelBinding { .. }
             | Command::BeginWait(_)
@@ -305,6 +306,56 @@ impl Router {
         self.learned
             .get_mut(self.learned_len)
             .and_then(Option::take)
+    }
+
+    /// `Command::SetAddress`: `addr` replaces the port's first address; the connected
+    /// route of the old one goes (unless another address still needs it), the new one's
+    /// comes. On error nothing changed.
+    fn set_address(&mut self, port: u16, addr: Ipv4Cidr) -> Result<(), CommandError> {
+        self.check_port(port)?;
+        let ip = addr.addr();
+        if ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || (addr.len() < 31 && (ip == addr.network().addr() || ip == addr.broadcast()))
+        {
+            return Err(CommandError::Invalid);
+        }
+        let old = self
+            .ports
+            .get(usize::from(port))
+            .and_then(|p| p.addrs.first().copied());
+        let new_net = addr.network();
+        let old_net = old.map(|o| o.network());
+        if old_net != Some(new_net) {
+            self.routes.insert(RouteEntry {
+                prefix: new_net,
+                next_hop: NextHop::Connected,
+                port,
+            })?;
+            if let Some(o) = old_net {
+                let still_needed = self.ports.iter().enumerate().any(|(i, p)| {
+                    p.addrs
+                        .iter()
+                        .enumerate()
+                        .any(|(j, a)| !(i == usize::from(port) && j == 0) && a.network() == o)
+                });
+                let connected_here = self
+                    .routes
+                    .get(o)
+                    .is_some_and(|e| e.next_hop == NextHop::Connected && e.port == port);
+                if connected_here && !still_needed {
+                    let _ = self.routes.remove(o);
+                }
+            }
+        }
+        if let Some(p) = self.ports.get_mut(usize::from(port)) {
+            match p.addrs.first_mut() {
+                Some(first) => *first = addr,
+                None => p.addrs.push(addr),
+            }
+        }
+        Ok(())
     }
 
     fn check_port(&self, port: u16) -> Result<(), CommandError> {
@@ -976,6 +1027,60 @@ mod tests {
             run(&mut r, &req, 1).0,
             Verdict::Drop(DropReason::ArpIgnored)
         );
+    }
+
+    #[test]
+    fn set_address_moves_arp_and_the_connected_route() {
+        let mut r = router();
+        let who_has = |t: &str| arp_frame(1, "10.1.0.7", t, MacAddr::BROADCAST);
+        // Within the same subnet: the old address no longer answers, the new one does.
+        let new: Ipv4Cidr = "10.1.0.9/24".parse().unwrap();
+        r.apply(&Command::SetAddress { port: 0, addr: new }, 0)
+            .unwrap();
+        assert_eq!(r.port_addr(0), Some(ip("10.1.0.9")));
+        let (v, b, _) = run(&mut r, &who_has("10.1.0.9"), 0);
+        assert_eq!(v, Verdict::Forward { port: 0 });
+        assert_eq!(parse_arp(&b).sender_ip, ip("10.1.0.9"));
+        assert_eq!(
+            run(&mut r, &who_has("10.1.0.1"), 0).0,
+            Verdict::Drop(DropReason::ArpIgnored)
+        );
+        assert_eq!(r.route(ip("10.1.0.50")).unwrap().port, 0);
+        // Another subnet: its connected route comes, the old one goes.
+        let other: Ipv4Cidr = "10.7.0.2/16".parse().unwrap();
+        r.apply(
+            &Command::SetAddress {
+                port: 0,
+                addr: other,
+            },
+            0,
+        )
+        .unwrap();
+        let e = r.route(ip("10.7.3.3")).unwrap();
+        assert_eq!((e.port, e.next_hop), (0, NextHop::Connected));
+        assert!(
+            r.route(ip("10.1.0.50")).is_none(),
+            "old connected route gone"
+        );
+        // Refused without a change: network and broadcast addresses, a bad port.
+        for bad in ["10.7.0.0/16", "10.7.255.255/16", "0.0.0.0/8", "224.0.0.1/4"] {
+            assert_eq!(
+                r.apply(
+                    &Command::SetAddress {
+                        port: 0,
+                        addr: bad.parse().unwrap()
+                    },
+                    0
+                ),
+                Err(CommandError::Invalid),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            r.apply(&Command::SetAddress { port: 9, addr: new }, 0),
+            Err(CommandError::BadPort)
+        );
+        assert_eq!(r.port_addr(0), Some(ip("10.7.0.2")));
     }
 
     #[test]
