@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Line-rate kit without a NIC: replays generated pcaps at full speed through DPDK's
-# net_pcap (infinite_rx) into net_null, once through dpdk-testpmd (the baseline: io,
+# net_pcap (infinite_rx) into net_null (no-rx=1: without it the null port's receive
+# side makes 64-byte packets as fast as it is polled, which both testpmd and aves would
+# then spend half their time on), once through dpdk-testpmd (the baseline: io,
 # macswap, 5tswap) and once through aves (router, waypoint, gateway roles), on the
 # same forwarding lcore, in one invocation. Prints per workload Mpps, Gb/s, cycles per
 # packet and the ratio to testpmd; checks aves returned every mbuf.
@@ -60,7 +62,7 @@ gen() { python3 "$here/gen_pcaps.py" "$@" || exit 1; }
 # testpmd_pps PCAP MODE -> median Tx-pps of port 1 over the run
 testpmd_pps() {
   timeout -s INT $((SECONDS_PER_RUN + 30)) stdbuf -oL dpdk-testpmd -l "0,$LCORE" --no-pci --no-huge --no-shconf -m "$MEM" --log-level '*:error' --file-prefix avperf-tp \
-    --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0 -- \
+    --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0,no-rx=1 -- \
     --forward-mode="$2" --stats-period 1 --nb-cores=1 --total-num-mbufs="$TP_MBUFS" \
     --txd=1024 --rxd=1024 < /dev/null 2>/dev/null |
     awk '/NIC statistics for port/ { port = $(NF-1) } port == 1 && /Tx-pps:/ { print $2 }' |
@@ -148,7 +150,7 @@ addresses = ["198.51.100.1/24"]
 
 [[port]]
 name = "out"
-device = "net_null0"
+device = "net_null0,no-rx=1"
 addresses = ["198.19.0.1/24"]
 
 [[neighbour]]
@@ -178,7 +180,7 @@ mtu = 9000
 
 [[port]]
 name = "out"
-device = "net_null0"
+device = "net_null0,no-rx=1"
 addresses = ["192.0.2.9/24"]
 
 [[neighbour]]
@@ -207,7 +209,7 @@ CFG
       # on the waypoint's own output (captured once with a tx_pcap port).
       g="$tmp/g-$size-$nf-$1.pcap"
       sed -e "s|rx_pcap=$p,infinite_rx=1|rx_pcap=$p|" \
-          -e "s|device = \"net_null0\"|device = \"net_pcap1,tx_pcap=$g\"|" \
+          -e "s|device = \"net_null0,no-rx=1\"|device = \"net_pcap1,tx_pcap=$g\"|" \
           -e "s|mac = \"02:00:00:00:00:02\"|mac = \"$PCAP_MAC\"|" "$c" > "$tmp/capture.toml"
       "$bin" run --config "$tmp/capture.toml" > /dev/null 2>&1 &
       cpid=$!
@@ -223,7 +225,7 @@ addresses = ["192.0.2.2/24"]
 
 [[port]]
 name = "out"
-device = "net_null0"
+device = "net_null0,no-rx=1"
 addresses = ["10.0.0.1/24"]
 
 [[route]]
