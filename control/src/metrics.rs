@@ -579,7 +579,7 @@ pub fn serve(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::stats::tests::sample;
     use std::sync::Arc;
