@@ -1683,6 +1683,8 @@ pub struct DnsSpec {
     pub keys: Vec<KeySpec>,
     /// Where gateways' REGISTER messages are received (UDP); `None`: not at all.
     pub register_listen: Option<SocketAddrV4>,
+    /// Where to serve Prometheus metrics over HTTP (`GET /metrics`); `None`: no listener.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl DnsSpec {
@@ -1724,6 +1726,7 @@ struct RawDns {
     #[serde(default, rename = "key")]
     keys: Vec<RawKey>,
     register_listen: Option<String>,
+    metrics: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1877,6 +1880,15 @@ impl RawDns {
         if listen.port() == 0 {
             return Err(cx.err("dns.listen", "port 0 (expected 1..=65535)"));
         }
+        let metrics = match &self.metrics {
+            None => None,
+            Some(m) => Some(m.parse::<std::net::SocketAddr>().map_err(|_| {
+                cx.err(
+                    "dns.metrics",
+                    format!("`{m}` is not an address and port (expected e.g. \"127.0.0.1:9798\")"),
+                )
+            })?),
+        };
         let zone = dns_name(cx, "dns.zone", &self.zone, None)?;
         let ttl = in_range(cx, "dns.ttl", self.ttl.unwrap_or(3600), 1, 604_800, " s")?;
 
@@ -2251,6 +2263,7 @@ impl RawDns {
             rate,
             keys,
             register_listen,
+            metrics,
         })
     }
 }
@@ -2953,6 +2966,13 @@ mode = "multihoming"
         assert_eq!(d.nx_penalty.threshold, 20);
         assert_eq!(d.nx_penalty.ban, std::time::Duration::from_secs(600));
         assert_eq!((d.rate.sessions_per_s, d.rate.burst), (50, 100));
+        assert_eq!(d.metrics, None);
+        let m = pd(&DNS.replace(
+            "listen = \"127.0.0.1:5353\"",
+            "listen = \"127.0.0.1:5353\"\nmetrics = \"127.0.0.1:9798\"",
+        ))
+        .unwrap();
+        assert_eq!(m.metrics, Some("127.0.0.1:9798".parse().unwrap()));
     }
 
     #[test]
@@ -2979,6 +2999,11 @@ mode = "multihoming"
         let cases: &[(&str, &str, &str)] = &[
             ("\"127.0.0.1:5353\"", "\"127.0.0.1\"", "dns.listen"),
             ("\"127.0.0.1:5353\"", "\"127.0.0.1:0\"", "dns.listen"),
+            (
+                "listen = \"127.0.0.1:5353\"",
+                "listen = \"127.0.0.1:5353\"\nmetrics = \"localhost\"",
+                "dns.metrics",
+            ),
             (
                 "zone = \"Aves.Example.\"",
                 "zone = \"aves.example\"",

@@ -438,8 +438,8 @@ struct Sources {
 }
 
 impl Sources {
-    /// Reads everything now.
-    fn snapshot(&self, cfg: &Config) -> Snapshot {
+    /// Reads everything now; `setup`: the SETUP service's counters, if it runs.
+    fn snapshot(&self, cfg: &Config, setup: Option<&SetupCounters>) -> Snapshot {
         let devices = self
             .port_ids
             .iter()
@@ -466,14 +466,16 @@ impl Sources {
             available: u64::from(self.pool.avail_count()),
             size: u64::from(self.pool.size()),
         };
-        Snapshot::take(
+        let mut snap = Snapshot::take(
             cfg,
             &self.counters,
             &self.lcores,
             devices,
             Some(pool),
             self.start_time_s,
-        )
+        );
+        snap.setup = setup.map(SetupCounters::totals);
+        snap
     }
 }
 
@@ -519,12 +521,14 @@ fn control_loop(
             .name("aves-relay".into())
             .spawn_scoped(s, || relay(&links, notices, stop))
             .context("spawning the notice relay")?;
+        // The SETUP service's counters, when it runs.
+        let setup_on = setup_socket.is_some().then_some(&setup_counters);
         if let Some(listener) = metrics_listener {
             std::thread::Builder::new()
                 .name("aves-metrics".into())
                 .spawn_scoped(s, move || {
                     let scrape = || {
-                        let mut text = metrics::render(&sources.snapshot(cfg))?;
+                        let mut text = metrics::render(&sources.snapshot(cfg, setup_on))?;
                         if let Some(c) = reg_counters_ref {
                             text.push_str(&c.prometheus_text());
                         }
@@ -761,7 +765,9 @@ fn serve(
                 l
             }
             Ok(Request::Status) => {
-                let mut l = sources.snapshot(cfg).status_lines();
+                let setup_on = (cfg.role == Role::Waypoint && cfg.control.listen.is_some())
+                    .then_some(setup_counters);
+                let mut l = sources.snapshot(cfg, setup_on).status_lines();
                 l.push("ok".into());
                 l
             }

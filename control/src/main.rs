@@ -382,17 +382,55 @@ fn run_dns(spec: config::DnsSpec) -> ExitCode {
                 )))
             }
         };
+        // The metrics server: its own thread, the daemon's HTTP code.
+        let metrics_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let metrics_thread = match spec.metrics {
+            None => None,
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                    anyhow::anyhow!(
+                        "dns.metrics: cannot listen on {addr} (in use, or not an address of this host): {e}"
+                    )
+                })?;
+                tracing::info!(address = %addr, "metrics served at http://{addr}/metrics");
+                let (stop, counters) = (metrics_stop.clone(), counters.clone());
+                let (zone, reg_counters) = (handler.zone(), reg_counters.clone());
+                let registering = spec.register_listen.is_some();
+                let start_time_s = stats::unix_time_s();
+                Some(
+                    std::thread::Builder::new()
+                        .name("aves-metrics".into())
+                        .spawn(move || {
+                            let scrape = || {
+                                let registration = dns::metrics::Registration {
+                                    zone: &zone,
+                                    counters: registering.then_some(&*reg_counters),
+                                };
+                                dns::metrics::render(&counters, start_time_s, Some(registration))
+                            };
+                            if let Err(e) = metrics::serve(&listener, &stop, &scrape) {
+                                tracing::warn!("metrics server stopped: {e}");
+                            }
+                        })?,
+                )
+            }
+        };
         tracing::info!(
             zone = %spec.zone,
             listen = %udp.local_addr()?,
             hosts = spec.hosts.len(),
             "DNS: serving (UDP and TCP)"
         );
-        dns::serve(handler, udp, tcp, stop).await?;
+        let served = dns::serve(handler, udp, tcp, stop).await;
         let _ = reg_stop.send(());
         if let Some(t) = reg_task {
             let _ = t.await;
         }
+        metrics_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = metrics_thread {
+            let _ = t.join();
+        }
+        served?;
         for (name, n) in counters.snapshot() {
             println!("dns {name} {n}");
         }

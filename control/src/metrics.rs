@@ -65,7 +65,8 @@ const EVENTS: [(&str, &str); 9] = [
     ),
 ];
 
-fn counter_vec(
+/// A counter family registered in `reg`.
+pub(crate) fn counter_vec(
     reg: &Registry,
     name: &str,
     help: &str,
@@ -76,7 +77,8 @@ fn counter_vec(
     Ok(c)
 }
 
-fn gauge_vec(
+/// A gauge family registered in `reg`.
+pub(crate) fn gauge_vec(
     reg: &Registry,
     name: &str,
     help: &str,
@@ -87,10 +89,19 @@ fn gauge_vec(
     Ok(g)
 }
 
-fn gauge(reg: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+/// A gauge without labels registered in `reg`.
+pub(crate) fn gauge(reg: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     let g = IntGauge::new(name, help)?;
     reg.register(Box::new(g.clone()))?;
     Ok(g)
+}
+
+/// A counter without labels registered in `reg`, set to `v`.
+pub(crate) fn counter(reg: &Registry, name: &str, help: &str, v: u64) -> prometheus::Result<()> {
+    let c = prometheus::IntCounter::new(name, help)?;
+    reg.register(Box::new(c.clone()))?;
+    c.inc_by(v);
+    Ok(())
 }
 
 /// A registry holding every metric of `s`.
@@ -285,8 +296,135 @@ pub fn registry(s: &Snapshot) -> prometheus::Result<Registry> {
     for (t, v) in &s.capacities {
         cap.with_label_values(&[t]).set(as_i64(*v));
     }
+    let used = gauge_vec(
+        &reg,
+        "aves_table_used",
+        "Entries in use in a table of one lcore (bytes for reassembly_bytes), as the lcore last reported (about every millisecond).",
+        &["table", "lcore"],
+    )?;
+    for (t, _) in &s.capacities {
+        let Some(table) = crate::stats::table_of(t) else {
+            continue;
+        };
+        for l in &s.lcores {
+            used.with_label_values(&[t, &l.lcore.to_string()])
+                .set(as_i64(l.tables[table as usize]));
+        }
+    }
+    if s.role == "waypoint" {
+        bindings(&reg, s)?;
+    }
+    if let Some(st) = &s.setup {
+        setup(&reg, st)?;
+    }
     gauge(&reg, "aves_lcores", "Lcores running the engine.")?.set(as_i64(s.lcores.len() as u64));
     Ok(reg)
+}
+
+/// The binding lifecycle per lcore (waypoint).
+fn bindings(reg: &Registry, s: &Snapshot) -> prometheus::Result<()> {
+    use aves_dataplane::counters::BindingReject;
+    let each = [
+        (
+            "aves_bindings_installed_total",
+            "Bindings entered into the lcore's binding table (an AddBinding for a free pair, or a claim).",
+        ),
+        (
+            "aves_bindings_expired_total",
+            "Bindings whose timer ran out (including the grace after their last TCP connection closed).",
+        ),
+        (
+            "aves_bindings_deleted_total",
+            "Bindings removed by a DelBinding command.",
+        ),
+    ]
+    .map(|(n, h)| counter_vec(reg, n, h, &["lcore"]));
+    let [installed, expired, deleted] = each;
+    let (installed, expired, deleted) = (installed?, expired?, deleted?);
+    counter(
+        reg,
+        "aves_bindings_claimed_total",
+        "Bindings claimed by a new connection in a wait state (delayed binding), summed over lcores.",
+        s.event("bindings_claimed"),
+    )?;
+    let rejected = counter_vec(
+        reg,
+        "aves_bindings_rejected_total",
+        "Bindings not made, by reason: an AddBinding refused, or a claim refused in a wait state.",
+        &["lcore", "reason"],
+    )?;
+    for l in &s.lcores {
+        let id = l.lcore.to_string();
+        let b = &l.bindings;
+        installed.with_label_values(&[&id]).inc_by(b.installed);
+        expired.with_label_values(&[&id]).inc_by(b.expired);
+        deleted.with_label_values(&[&id]).inc_by(b.deleted);
+        for r in BindingReject::ALL {
+            rejected
+                .with_label_values(&[&id, r.name()])
+                .inc_by(b.rejected[r as usize]);
+        }
+    }
+    Ok(())
+}
+
+/// The SETUP service's counters (waypoint).
+fn setup(reg: &Registry, st: &crate::stats::SetupTotals) -> prometheus::Result<()> {
+    counter(
+        reg,
+        "aves_setup_received_total",
+        "Authentic SETUP messages the waypoint received.",
+        st.received,
+    )?;
+    counter(
+        reg,
+        "aves_setup_accepted_total",
+        "ACCEPTs sent for new SETUPs.",
+        st.accepted,
+    )?;
+    let rej = counter_vec(
+        reg,
+        "aves_setup_rejected_total",
+        "REJECTs sent for new SETUPs, by reason.",
+        &["reason"],
+    )?;
+    for (r, v) in &st.rejected {
+        rej.with_label_values(&[r]).inc_by(*v);
+    }
+    counter(
+        reg,
+        "aves_setup_ignored_waiting_total",
+        "SETUPs ignored because their waypoint address was in a wait state.",
+        st.ignored_waiting,
+    )?;
+    counter(
+        reg,
+        "aves_setup_retries_answered_total",
+        "SETUP retries answered from the answer cache (not applied twice).",
+        st.retries_answered,
+    )?;
+    counter(
+        reg,
+        "aves_wait_states_total",
+        "Wait states entered (delayed binding).",
+        st.wait_states,
+    )?;
+    counter(
+        reg,
+        "aves_control_unexpected_total",
+        "Authentic control messages of a type the waypoint does not serve.",
+        st.unexpected_type,
+    )?;
+    let refused = counter_vec(
+        reg,
+        "aves_control_refused_total",
+        "Control messages refused without an answer, by reason (malformed, unknown_key, bad_tag, stale, replay, ...).",
+        &["reason"],
+    )?;
+    for (r, v) in &st.refused {
+        refused.with_label_values(&[r]).inc_by(*v);
+    }
+    Ok(())
 }
 
 /// The exposition (text format 0.0.4) of `s`.
@@ -443,7 +581,7 @@ pub fn serve(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::stats::tests::sample;
     use std::sync::Arc;
@@ -457,11 +595,121 @@ mod tests {
         })
     }
 
+    /// Every sample belongs to a family announced by HELP and TYPE, names are valid and
+    /// start with `prefix`, counters end in _total, values parse as numbers. Returns the
+    /// families' types.
+    pub(crate) fn check_exposition(
+        text: &str,
+        prefix: &str,
+    ) -> std::collections::HashMap<String, String> {
+        let mut types = std::collections::HashMap::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    types.insert(name.to_string(), kind.to_string()).is_none(),
+                    "{name} twice"
+                );
+                if kind == "counter" {
+                    assert!(name.ends_with("_total"), "counter {name} without _total");
+                }
+                assert!(name.starts_with(prefix), "{name}");
+            } else if !l.starts_with("# HELP ") {
+                let name_end = l.find(['{', ' ']).unwrap();
+                let name = l[..name_end]
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_sum")
+                    .trim_end_matches("_count");
+                assert!(
+                    name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "bad name in {l}"
+                );
+                assert!(types.contains_key(name), "{name} has no TYPE");
+                let v = l.rsplit(' ').next().unwrap();
+                assert!(v.parse::<f64>().is_ok(), "value of {l}");
+            }
+        }
+        types
+    }
+
+    #[test]
+    fn waypoint_tables_bindings_and_setup_are_exported() {
+        use aves_dataplane::counters::{BindingReject, Table};
+        let mut s = sample();
+        s.role = "waypoint";
+        s.capacities.push(("bindings", 65536));
+        s.lcores[0].tables[Table::Bindings as usize] = 5;
+        s.lcores[1].tables[Table::Bindings as usize] = 4;
+        s.lcores[0].bindings.installed = 7;
+        s.lcores[0].bindings.expired = 2;
+        s.lcores[1].bindings.rejected[BindingReject::Conflict as usize] = 3;
+        s.setup = Some(crate::stats::SetupTotals {
+            received: 9,
+            accepted: 8,
+            rejected: vec![("conflict", 1), ("table_full", 0)],
+            refused: vec![("bad_tag", 4), ("replay", 0)],
+            ..Default::default()
+        });
+        let text = render(&s).unwrap();
+        let types = check_exposition(&text, "aves_");
+        let v = |x: &str| value(&text, x);
+        assert_eq!(
+            v("aves_table_used{lcore=\"3\",table=\"bindings\"}"),
+            Some("5".into())
+        );
+        assert_eq!(
+            v("aves_table_used{lcore=\"5\",table=\"bindings\"}"),
+            Some("4".into())
+        );
+        assert_eq!(
+            v("aves_table_used{lcore=\"3\",table=\"routes\"}"),
+            Some("2".into())
+        );
+        assert_eq!(
+            v("aves_bindings_installed_total{lcore=\"3\"}"),
+            Some("7".into())
+        );
+        assert_eq!(
+            v("aves_bindings_expired_total{lcore=\"3\"}"),
+            Some("2".into())
+        );
+        assert_eq!(
+            v("aves_bindings_rejected_total{lcore=\"5\",reason=\"conflict\"}"),
+            Some("3".into())
+        );
+        assert_eq!(
+            v("aves_bindings_rejected_total{lcore=\"3\",reason=\"wait_violation\"}"),
+            Some("0".into()),
+            "every reason, zeros too"
+        );
+        assert_eq!(v("aves_bindings_claimed_total"), Some("0".into()));
+        assert_eq!(v("aves_setup_accepted_total"), Some("8".into()));
+        assert_eq!(
+            v("aves_setup_rejected_total{reason=\"conflict\"}"),
+            Some("1".into())
+        );
+        assert_eq!(
+            v("aves_control_refused_total{reason=\"bad_tag\"}"),
+            Some("4".into())
+        );
+        assert_eq!(
+            types.get("aves_table_used").map(String::as_str),
+            Some("gauge")
+        );
+        // A router has no binding or SETUP metrics.
+        let text = render(&sample()).unwrap();
+        assert!(!text.contains("aves_bindings_"));
+        assert!(!text.contains("aves_setup_"));
+        assert_eq!(
+            value(&text, "aves_table_used{lcore=\"5\",table=\"pending\"}"),
+            Some("1".into())
+        );
+    }
+
     #[test]
     fn exposition_passes_basic_checks() {
         let text = render(&sample()).unwrap();
-        // Every sample belongs to a family announced by HELP and TYPE, names are valid,
-        // counters end in _total, values parse as numbers.
+        check_exposition(&text, "aves_");
         let mut types = std::collections::HashMap::new();
         for l in text.lines() {
             if let Some(rest) = l.strip_prefix("# TYPE ") {

@@ -149,6 +149,27 @@ impl SetupCounters {
         out
     }
 
+    /// The counters now, for `status` and `/metrics`.
+    pub fn totals(&self) -> crate::stats::SetupTotals {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::stats::SetupTotals {
+            received: g(&self.setups),
+            accepted: g(&self.accepted),
+            rejected: RejectReason::ALL
+                .iter()
+                .map(|&r| (r.name(), g(&self.rejected[r as usize - 1])))
+                .collect(),
+            ignored_waiting: g(&self.ignored_waiting),
+            retries_answered: g(&self.retries_answered),
+            wait_states: g(&self.wait_states),
+            unexpected_type: g(&self.unexpected_type),
+            refused: ProtoError::ALL
+                .iter()
+                .map(|&e| (e.name(), g(&self.refused[e as usize])))
+                .collect(),
+        }
+    }
+
     fn refuse(&self, e: ProtoError) {
         self.refused[e as usize].fetch_add(1, Ordering::Relaxed);
     }

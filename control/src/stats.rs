@@ -17,6 +17,9 @@
 //! port NAME link=up|down rx_packets=N ... nic_imissed=N nic_ierrors=N nic_oerrors=N nic_rx_nombuf=N
 //! lcore ID busy_polls=N idle_polls=N busy_pct=P
 //! mempool available=N size=N
+//! table NAME used=N capacity=N used_pct=P   (the role's tables; used: the fullest lcore)
+//! bindings installed=N claimed=N expired=N deleted=N rejected=N   (waypoint)
+//! setup received=N accepted=N rejected=N refused=N                (SETUP service)
 //! drop REASON N            (non-zero reasons, most first, at most TOP_DROPS)
 //! ```
 //!
@@ -24,7 +27,7 @@
 //! counters; everything here is done by the control thread at read time.
 
 use crate::config::Config;
-use aves_dataplane::counters::{CoreCounters, DropReason, EventCounters};
+use aves_dataplane::counters::{BindingLife, CoreCounters, DropReason, EventCounters, Table};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -153,7 +156,7 @@ pub struct PortDevice {
     pub nic: NicStats,
 }
 
-/// Poll rounds of one lcore.
+/// Poll rounds, table occupancy and binding lifecycle of one lcore.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LcorePolls {
     /// EAL lcore id.
@@ -162,6 +165,33 @@ pub struct LcorePolls {
     pub busy: u64,
     /// Rounds that received nothing.
     pub idle: u64,
+    /// Entries in use per table, indexed by `Table as usize`, as the lcore last
+    /// reported them.
+    pub tables: [u64; Table::COUNT],
+    /// Binding lifecycle of this lcore's binding table (waypoint).
+    pub bindings: BindingLife,
+}
+
+/// The waypoint's SETUP service counters at read time (`setup::SetupCounters`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SetupTotals {
+    /// Authentic SETUPs received.
+    pub received: u64,
+    /// ACCEPTs sent for new requests.
+    pub accepted: u64,
+    /// REJECTs sent for new requests, by reason name (every reason).
+    pub rejected: Vec<(&'static str, u64)>,
+    /// SETUPs ignored: their waypoint address was in a wait state.
+    pub ignored_waiting: u64,
+    /// Retries answered from the cache.
+    pub retries_answered: u64,
+    /// Wait states entered.
+    pub wait_states: u64,
+    /// Authentic messages of a type the service does not serve.
+    pub unexpected_type: u64,
+    /// Control messages refused (malformed, not authentic, stale, replayed), by
+    /// reason name (every reason).
+    pub refused: Vec<(&'static str, u64)>,
 }
 
 /// The packet pool at read time.
@@ -194,10 +224,17 @@ pub struct Snapshot {
     pub pool: Option<PoolStats>,
     /// Configured per-lcore table capacities by table name (those of the role).
     pub capacities: Vec<(&'static str, u64)>,
+    /// The SETUP service's counters (a waypoint with `control.listen`), else `None`.
+    pub setup: Option<SetupTotals>,
     /// When the daemon started, seconds since the Unix epoch.
     pub start_time_s: f64,
     /// When this snapshot was taken, seconds since the Unix epoch.
     pub now_s: f64,
+}
+
+/// The table whose metric label is `name`.
+pub fn table_of(name: &str) -> Option<Table> {
+    Table::ALL.into_iter().find(|t| t.name() == name)
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -208,8 +245,9 @@ pub fn unix_time_s() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The per-lcore table capacities `cfg` sets for its role, by table name.
-pub fn capacities(cfg: &Config) -> Vec<(&'static str, u64)> {
+/// The per-lcore table capacities `cfg` sets for its role, by table name, with
+/// `lcores` lcores (the NAT port range is shared out among them).
+pub fn capacities(cfg: &Config, lcores: usize) -> Vec<(&'static str, u64)> {
     use crate::config::Role;
     let l = &cfg.limits;
     let mut c = vec![
@@ -222,13 +260,17 @@ pub fn capacities(cfg: &Config) -> Vec<(&'static str, u64)> {
         Role::Waypoint => {
             c.push(("bindings", l.bindings as u64));
             c.push(("connections", l.connections as u64));
+            c.push(("waits", l.waits as u64));
+            c.push(("rejects", l.rejects as u64));
         }
         Role::Gateway => {
             c.push(("flows", l.flows as u64));
             c.push(("reassembly_contexts", l.reassembly_contexts as u64));
             c.push(("reassembly_bytes", l.reassembly_bytes as u64));
             if let Some(g) = cfg.gateway {
-                c.push(("nat_ports", u64::from(g.nat_ports.1 - g.nat_ports.0) + 1));
+                // Each lcore hands out its share of the range (decision 0006).
+                let ports = u64::from(g.nat_ports.1 - g.nat_ports.0) + 1;
+                c.push(("nat_ports", ports.div_ceil(lcores.max(1) as u64)));
             }
         }
     }
@@ -260,13 +302,58 @@ impl Snapshot {
                     lcore,
                     busy: c.events.busy_polls.get(),
                     idle: c.events.idle_polls.get(),
+                    tables: Table::ALL.map(|t| c.table(t)),
+                    bindings: c.bindings.get(),
                 })
                 .collect(),
             pool,
-            capacities: capacities(cfg),
+            capacities: capacities(cfg, cores.len()),
+            setup: None,
             start_time_s,
             now_s: unix_time_s(),
         }
+    }
+
+    /// The value of the event counter `name` summed over lcores (0 if unknown).
+    pub fn event(&self, name: &str) -> u64 {
+        self.totals
+            .events
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// The role's tables: `(name, per-lcore capacity, most used on any lcore)`, in
+    /// the order of [`capacities`]. The fullest lcore is what runs out first.
+    pub fn table_usage(&self) -> Vec<(&'static str, u64, u64)> {
+        self.capacities
+            .iter()
+            .map(|&(name, cap)| {
+                let used = table_of(name).map_or(0, |t| {
+                    self.lcores
+                        .iter()
+                        .map(|l| l.tables[t as usize])
+                        .max()
+                        .unwrap_or(0)
+                });
+                (name, cap, used)
+            })
+            .collect()
+    }
+
+    /// The binding lifecycle summed over lcores (each lcore counts its own copy of a
+    /// binding).
+    pub fn binding_totals(&self) -> BindingLife {
+        let mut t = BindingLife::default();
+        for l in &self.lcores {
+            t.installed += l.bindings.installed;
+            t.expired += l.bindings.expired;
+            t.deleted += l.bindings.deleted;
+            for (a, b) in t.rejected.iter_mut().zip(l.bindings.rejected) {
+                *a += b;
+            }
+        }
+        t
     }
 
     /// Non-zero drop reasons, most first (ties by name), at most `n`.
@@ -322,6 +409,35 @@ impl Snapshot {
         }
         if let Some(p) = self.pool {
             out.push(format!("mempool available={} size={}", p.available, p.size));
+        }
+        for (name, cap, used) in self.table_usage() {
+            let pct = if cap == 0 {
+                0.0
+            } else {
+                used as f64 * 100.0 / cap as f64
+            };
+            out.push(format!(
+                "table {name} used={used} capacity={cap} used_pct={pct:.1}"
+            ));
+        }
+        if self.role == "waypoint" {
+            let b = self.binding_totals();
+            let rejected: u64 = b.rejected.iter().sum();
+            out.push(format!(
+                "bindings installed={} claimed={} expired={} deleted={} rejected={rejected}",
+                b.installed,
+                self.event("bindings_claimed"),
+                b.expired,
+                b.deleted
+            ));
+        }
+        if let Some(st) = &self.setup {
+            let rejected: u64 = st.rejected.iter().map(|(_, v)| v).sum();
+            let refused: u64 = st.refused.iter().map(|(_, v)| v).sum();
+            out.push(format!(
+                "setup received={} accepted={} rejected={rejected} refused={refused}",
+                st.received, st.accepted
+            ));
         }
         for (r, n) in self.top_drops(TOP_DROPS) {
             out.push(format!("drop {} {n}", r.name()));
@@ -379,6 +495,9 @@ pub(crate) mod tests {
         a.events.idle_polls.add(3);
         b.events.idle_polls.add(7);
         a.events.icmp_sent.add(2);
+        a.set_table(Table::Routes, 2);
+        b.set_table(Table::Routes, 3);
+        b.set_table(Table::Pending, 1);
         let dev = PortDevice {
             link_up: true,
             speed_mbps: 10_000,
@@ -415,6 +534,9 @@ pub(crate) mod tests {
                 "lcore 3 busy_polls=1 idle_polls=3 busy_pct=25.0".to_string(),
                 "lcore 5 busy_polls=0 idle_polls=7 busy_pct=0.0".to_string(),
                 "mempool available=8000 size=8191".to_string(),
+                "table routes used=3 capacity=1024 used_pct=0.3".to_string(),
+                "table neighbours used=0 capacity=4096 used_pct=0.0".to_string(),
+                "table pending used=1 capacity=256 used_pct=0.4".to_string(),
                 "drop no_route 3".to_string(),
                 "drop arp_ignored 1".to_string(),
                 "drop ttl_exceeded 1".to_string(),
@@ -425,7 +547,7 @@ pub(crate) mod tests {
 
     #[test]
     fn capacities_follow_the_role() {
-        let c = capacities(&router_cfg());
+        let c = capacities(&router_cfg(), 1);
         let names: Vec<_> = c.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["routes", "neighbours", "pending"]);
         assert_eq!(c[0].1, 1024);

@@ -39,6 +39,194 @@ impl Counter {
     }
 }
 
+/// A single-writer gauge: the owning lcore [`Gauge::set`]s it (a relaxed store, no
+/// read-modify-write), any thread reads it.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Sets the value. Single writer only.
+    #[inline(always)]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// The current value (any thread).
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A bounded table of an lcore whose occupancy the lcore reports (in
+/// [`CoreCounters::tables`], indexed by `Table as usize`). [`Table::name`] is the
+/// metric label, the same as the capacity's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Table {
+    /// Routes.
+    Routes = 0,
+    /// Neighbour (ARP) entries.
+    Neighbours,
+    /// Packets waiting for ARP.
+    Pending,
+    /// Waypoint bindings.
+    Bindings,
+    /// Waypoint TCP connections.
+    Connections,
+    /// Waypoint addresses in a wait state (delayed binding).
+    Waits,
+    /// Rejected sources (delayed binding).
+    Rejects,
+    /// Gateway flow entries (connections, NAT44 sessions and mappings).
+    Flows,
+    /// Gateway reassembly contexts.
+    ReassemblyContexts,
+    /// Bytes held by the gateway's reassembly.
+    ReassemblyBytes,
+    /// NAT ports in use (multi-homing and NAT44 mappings) of the lcore's share.
+    NatPorts,
+}
+
+impl Table {
+    /// Number of tables.
+    pub const COUNT: usize = Table::ALL.len();
+    /// Every table, in discriminant order.
+    pub const ALL: [Table; 11] = [
+        Table::Routes,
+        Table::Neighbours,
+        Table::Pending,
+        Table::Bindings,
+        Table::Connections,
+        Table::Waits,
+        Table::Rejects,
+        Table::Flows,
+        Table::ReassemblyContexts,
+        Table::ReassemblyBytes,
+        Table::NatPorts,
+    ];
+    /// The metric label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Routes => "routes",
+            Table::Neighbours => "neighbours",
+            Table::Pending => "pending",
+            Table::Bindings => "bindings",
+            Table::Connections => "connections",
+            Table::Waits => "waits",
+            Table::Rejects => "rejects",
+            Table::Flows => "flows",
+            Table::ReassemblyContexts => "reassembly_contexts",
+            Table::ReassemblyBytes => "reassembly_bytes",
+            Table::NatPorts => "nat_ports",
+        }
+    }
+}
+
+/// Why a waypoint binding was not made: an `AddBinding` refused, or a new connection
+/// in a wait state that could not claim one. Index of
+/// [`BindingCounters::rejected`]; [`BindingReject::name`] is the metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BindingReject {
+    /// The pair is bound to another responder (AVES §3.3.1).
+    Conflict = 0,
+    /// The binding table is full.
+    TableFull,
+    /// Not a waypoint address of this waypoint, or a gateway it holds no key for.
+    Invalid,
+    /// A claim by a source bound at that address to another responder (Figure 6).
+    WaitViolation,
+    /// A claim by a rejected source (a violator, or a source without state, §6.2).
+    SourceRejected,
+}
+
+impl BindingReject {
+    /// Number of reasons.
+    pub const COUNT: usize = BindingReject::ALL.len();
+    /// Every reason, in discriminant order.
+    pub const ALL: [BindingReject; 5] = [
+        BindingReject::Conflict,
+        BindingReject::TableFull,
+        BindingReject::Invalid,
+        BindingReject::WaitViolation,
+        BindingReject::SourceRejected,
+    ];
+    /// The metric label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BindingReject::Conflict => "conflict",
+            BindingReject::TableFull => "table_full",
+            BindingReject::Invalid => "invalid",
+            BindingReject::WaitViolation => "wait_violation",
+            BindingReject::SourceRejected => "source_rejected",
+        }
+    }
+}
+
+/// The life of the bindings in one lcore's binding table (each lcore has its own copy:
+/// an `AddBinding` is applied on every lcore, a claim reaches the others as one).
+/// Cumulative counts the waypoint keeps in its own state (commands reach it without
+/// the counters) and mirrors here in [`crate::pipeline::Role::report`], about every
+/// millisecond: the values only grow.
+#[derive(Debug, Default)]
+pub struct BindingCounters {
+    /// New entries in the table (an `AddBinding` for a free pair, or a claim).
+    pub installed: Gauge,
+    /// Entries whose timer ran out (including the grace after the last TCP connection
+    /// closed), removed by the sweep or reused.
+    pub expired: Gauge,
+    /// Entries removed by `DelBinding`.
+    pub deleted: Gauge,
+    /// Bindings not made, by [`BindingReject`].
+    pub rejected: [Gauge; BindingReject::COUNT],
+}
+
+/// The plain counts behind [`BindingCounters`], kept by the role.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BindingLife {
+    /// See [`BindingCounters::installed`].
+    pub installed: u64,
+    /// See [`BindingCounters::expired`].
+    pub expired: u64,
+    /// See [`BindingCounters::deleted`].
+    pub deleted: u64,
+    /// See [`BindingCounters::rejected`].
+    pub rejected: [u64; BindingReject::COUNT],
+}
+
+impl BindingLife {
+    /// Counts one rejection.
+    pub fn reject(&mut self, reason: BindingReject) {
+        if let Some(c) = self.rejected.get_mut(reason as usize) {
+            *c += 1;
+        }
+    }
+}
+
+impl BindingCounters {
+    /// Mirrors `life` (single writer: the owning lcore).
+    pub fn set(&self, life: &BindingLife) {
+        self.installed.set(life.installed);
+        self.expired.set(life.expired);
+        self.deleted.set(life.deleted);
+        for (g, v) in self.rejected.iter().zip(life.rejected) {
+            g.set(v);
+        }
+    }
+    /// The counts last mirrored.
+    pub fn get(&self) -> BindingLife {
+        let mut rejected = [0; BindingReject::COUNT];
+        for (r, g) in rejected.iter_mut().zip(&self.rejected) {
+            *r = g.get();
+        }
+        BindingLife {
+            installed: self.installed.get(),
+            expired: self.expired.get(),
+            deleted: self.deleted.get(),
+            rejected,
+        }
+    }
+}
+
 /// Why a packet was dropped. The discriminant is the counter index; [`DropReason::name`]
 /// is the metric label. Add new reasons at the end and to [`DropReason::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -278,6 +466,11 @@ pub struct CoreCounters {
     pub drops: [Counter; DropReason::COUNT],
     /// Other events.
     pub events: EventCounters,
+    /// Entries in use per table, indexed by `Table as usize`; the lcore sets them
+    /// about every millisecond (tables its role does not have stay 0).
+    pub tables: [Gauge; Table::COUNT],
+    /// Waypoint binding lifecycle.
+    pub bindings: BindingCounters,
 }
 
 impl Default for CoreCounters {
@@ -286,6 +479,8 @@ impl Default for CoreCounters {
             ports: Default::default(),
             drops: std::array::from_fn(|_| Counter::default()),
             events: EventCounters::default(),
+            tables: std::array::from_fn(|_| Gauge::default()),
+            bindings: BindingCounters::default(),
         }
     }
 }
@@ -295,6 +490,15 @@ impl CoreCounters {
     #[inline(always)]
     pub fn count_drop(&self, reason: DropReason) {
         self.drops[reason as usize].inc();
+    }
+    /// Sets the occupancy of `table`.
+    #[inline(always)]
+    pub fn set_table(&self, table: Table, used: usize) {
+        self.tables[table as usize].set(used as u64);
+    }
+    /// The occupancy of `table` the lcore last reported.
+    pub fn table(&self, table: Table) -> u64 {
+        self.tables[table as usize].get()
     }
     /// The count for one drop reason.
     pub fn drops_of(&self, reason: DropReason) -> u64 {
@@ -331,6 +535,33 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT, "duplicate label");
+        for (i, t) in Table::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i, "{t:?} out of order");
+        }
+        for (i, r) in BindingReject::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} out of order");
+        }
+    }
+
+    #[test]
+    fn gauges_set_and_binding_rejections_count() {
+        let c = CoreCounters::default();
+        c.set_table(Table::Bindings, 7);
+        c.set_table(Table::Bindings, 5);
+        assert_eq!(c.table(Table::Bindings), 5);
+        assert_eq!(c.table(Table::Flows), 0);
+        let mut life = BindingLife {
+            installed: 3,
+            ..BindingLife::default()
+        };
+        life.reject(BindingReject::Conflict);
+        life.reject(BindingReject::Conflict);
+        c.bindings.set(&life);
+        assert_eq!(
+            c.bindings.rejected[BindingReject::Conflict as usize].get(),
+            2
+        );
+        assert_eq!(c.bindings.get(), life);
     }
 
     #[test]

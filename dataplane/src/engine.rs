@@ -14,7 +14,7 @@
 
 use crate::buf::PacketBuf;
 use crate::command::{Envelope, Notice, Outcome};
-use crate::counters::{CoreCounters, DropReason, MAX_PORTS};
+use crate::counters::{CoreCounters, DropReason, Table, MAX_PORTS};
 use crate::pipeline::neighbour::{PendingQueue, PendingSink};
 use crate::pipeline::{Io, Role};
 use dpdk_sys::ring::{Consumer, MbufConsumer, MbufProducer, Producer, ValueProducer};
@@ -466,6 +466,8 @@ impl<R: Role<Mbuf>> Worker<R> {
                 role.end_burst(now, &counters, &mut io);
                 if tsc.wrapping_sub(last_tick) >= tick_tsc {
                     role.tick(now, &counters, &mut io);
+                    role.report(&counters);
+                    counters.set_table(Table::Pending, io.pending.len());
                     last_tick = tsc;
                 }
             }

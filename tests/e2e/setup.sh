@@ -17,6 +17,12 @@
 #   responder that connects during the wait is rejected (host unreachable) until Treject
 #   after the wait, then works again; a source that connected without state outside a
 #   wait state cannot claim later (§6.2), another source can; an ECS /32 binds at once.
+# - metrics (docs/metrics.md): the waypoint's and gateway's /metrics pass promtool; a
+#   SETUP moves aves_bindings_installed_total and aves_table_used{table="bindings"}, a
+#   conflict aves_setup_rejected_total and aves_bindings_rejected_total, forgeries
+#   aves_control_refused_total by reason, claims and violators the claimed and
+#   wait_violation counters; a ping through a binding leaves a flow in the gateway's
+#   table; `aves dns` with metrics counts the A query and observes the SETUP round trip.
 #
 # AVES_E2E_PORTS, AVES_W_LCORES / AVES_R_LCORES (AVES_LCORES), AVES_BIN, AVES_NS_PREFIX
 # as for tests/e2e/aves.sh.
@@ -54,6 +60,13 @@ wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
 rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
 # control NAME: one SETUP-service counter from the waypoint's `aves ctl stats`.
 control() { wctl stats | awk -v n="$1" '$1 == "control" && $2 == n { print $3 }' | grep . || echo 0; }
+# wm / rm FILE: scrape the waypoint's / gateway's /metrics into FILE.
+wm() { ip netns exec "${P}w" curl -sS --max-time 5 "http://$METRICS/metrics" > "$1"; }
+rm_() { ip netns exec "${P}r" curl -sS --max-time 5 "http://$METRICS/metrics" > "$1"; }
+# msum FILE NAME [LABEL-FILTER]: the sum of the series of NAME (over lcores) whose
+# labels contain LABEL-FILTER (e.g. 'reason="conflict"'); mmax: their maximum.
+msum() { awk -v n="$2" -v f="${3:-}" 'index($1, n "{") == 1 && (f == "" || index($1, f)) { s += $2 } END { print s + 0 }' "$1"; }
+mmax() { awk -v n="$2" -v f="${3:-}" 'index($1, n "{") == 1 && (f == "" || index($1, f)) && $2 > m { m = $2 } END { print m + 0 }' "$1"; }
 drops() { wctl stats | awk -v r="$1" '$1 == "drop" && $2 == r { print $3 }' | grep . || echo 0; }
 event() { wctl stats | awk -v e="$1" '$1 == "event" && $2 == e { print $3 }' | grep . || echo 0; }
 
@@ -71,6 +84,8 @@ R=192.0.2.2
 B=10.0.0.2
 B2=10.0.0.3
 CTL=172.16.0.2:4798
+METRICS=127.0.0.1:9797
+DNS_METRICS=127.0.0.1:9798
 TREJECT=4
 
 # The "DNS server" keys: id 1 (MD5) and 2 (SHA-256/128) are configured on W; id 3 is
@@ -102,7 +117,7 @@ aves_mgmt_up
 for a in $A3 $A4 $A5; do ip -n "${P}a" addr add "$a/24" dev a0; done
 waypoint_config "$tmp/waypoint.toml" "$wsock"
 # The SETUP service: listen address in [control], keys and timers appended.
-sed -i "s|^socket = \"$wsock\"|&\nlisten = \"$CTL\"|" "$tmp/waypoint.toml"
+sed -i "s|^socket = \"$wsock\"|&\nlisten = \"$CTL\"\nmetrics = \"$METRICS\"|" "$tmp/waypoint.toml"
 cat >> "$tmp/waypoint.toml" <<CFG
 
 [[control.key]]
@@ -120,6 +135,7 @@ wait = 2
 reject = $TREJECT
 CFG
 gateway_config "$tmp/gateway.toml" "$rsock"
+sed -i "s|^socket = \"$rsock\"|&\nmetrics = \"$METRICS\"|" "$tmp/gateway.toml"
 check "check-config accepts the waypoint config with a SETUP service" "$AVES" check-config "$tmp/waypoint.toml"
 
 mkdir -p "$tmp/www" "$tmp/www2"
@@ -157,11 +173,28 @@ if grep -q "SETUP service listening" "$tmp/w.err"; then pass "the SETUP service 
 inA ping -c 1 -W 2 -I "$A" 198.51.100.1 >/dev/null 2>&1
 
 echo "== intranet SETUP (§3.3.1)"
+wm "$tmp/wm0.txt"
+check "waypoint /metrics passes promtool check metrics" promtool check metrics < "$tmp/wm0.txt"
+check_eq "no binding installed yet" 0 "$(msum "$tmp/wm0.txt" aves_bindings_installed_total)"
 expect "SETUP $A at $W for $B: ACCEPT" ACCEPT 0 --save "$tmp/s1.bin" "$A" "$W" "$R" "$B"
 expect "SETUP $A at $W for $B2: REJECT conflict (one responder per initiator and address)" "REJECT serial" 1 "$A" "$W" "$R" "$B2"
 check_eq "the reject counter says conflict" 1 "$(control setup_rejected_conflict)"
+wm "$tmp/wm1.txt"
+nl=$(_aves_nq "${AVES_W_LCORES:-${AVES_LCORES:-1}}")
+check_eq "metrics: the SETUP installed the binding on each lcore" "$nl" "$(msum "$tmp/wm1.txt" aves_bindings_installed_total)"
+check_eq "metrics: one binding in use (fullest lcore)" 1 "$(mmax "$tmp/wm1.txt" aves_table_used 'table="bindings"')"
+check_eq "metrics: setup accepted 1" 1 "$(awk '$1 == "aves_setup_accepted_total" { print $2 }' "$tmp/wm1.txt")"
+check_eq "metrics: setup rejected for conflict 1" 1 "$(msum "$tmp/wm1.txt" aves_setup_rejected_total 'reason="conflict"')"
+check_eq "metrics: the lcores refused the conflicting binding" "$nl" "$(msum "$tmp/wm1.txt" aves_bindings_rejected_total 'reason="conflict"')"
+wctl status > "$tmp/wstatus.txt"
+check "status shows the bindings table in use" grep -q '^table bindings used=1 capacity=' "$tmp/wstatus.txt"
+check "status shows the binding lifecycle and the SETUP service" grep -q "^setup received=2 accepted=1 rejected=1 " "$tmp/wstatus.txt"
 got=$(get "$A" "$W")
 check_eq "curl http://$W:8000/ from $A reaches B through the new binding" "$pageB" "$got"
+inA ping -c 1 -W 2 -I "$A" "$W" > /dev/null 2>&1
+rm_ "$tmp/rm1.txt"
+check "gateway /metrics passes promtool check metrics" promtool check metrics < "$tmp/rm1.txt"
+check_ge "metrics: the gateway's flow table is in use (curl, ping)" 1 "$(msum "$tmp/rm1.txt" aves_table_used 'table="flows"')"
 sleep 0.2
 if grep -q "^$A .*\"GET / " "$tmp/http.log"; then pass "B's log shows $A"; else fail "B's log shows $A" "$(tail -2 "$tmp/http.log" | tr '\n' ' ')"; fi
 KEY_FILE=$tmp/k2 KEY_ID=2 KEY_ALG=hmac-sha256-128 \
@@ -198,6 +231,10 @@ KEY_FILE=$tmp/k3 KEY_ID=3 expect "a SETUP with a retired key (id 3): no answer" 
 check_eq "refused_unknown_key" 1 "$(control refused_unknown_key)"
 printf 'AVES?' > "$tmp/junk.bin"
 expect "five bytes of junk: no answer" NOANSWER 2 --raw "$tmp/junk.bin"
+wm "$tmp/wm2.txt"
+check_eq "metrics: control messages refused for bad_tag" 2 "$(msum "$tmp/wm2.txt" aves_control_refused_total 'reason="bad_tag"')"
+check_eq "metrics: ... for replay" 1 "$(msum "$tmp/wm2.txt" aves_control_refused_total 'reason="replay"')"
+check_eq "metrics: ... for unknown_key" 1 "$(msum "$tmp/wm2.txt" aves_control_refused_total 'reason="unknown_key"')"
 check_eq "refused_bad_length" 1 "$(control refused_bad_length)"
 check_eq "none of them was accepted" "$accepted0" "$(control setup_accepted)"
 if get "$A3" "$W" >/dev/null 2>&1; then fail "no binding was made for $A3"; else pass "no binding was made for $A3 (curl fails)"; fi
@@ -245,6 +282,11 @@ check_eq "$A3 reaches B through $W5 (its rejection lifted by the binding)" "$pag
 echo "== counters"
 wctl stats | grep '^control ' | sed 's/^/     /'
 check_eq "setup_accepted (new requests; the retry was not one)" 9 "$(control setup_accepted)"
+wm "$tmp/wm3.txt"
+check "waypoint /metrics still passes promtool" promtool check metrics < "$tmp/wm3.txt"
+check_ge "metrics: claims counted (delayed binding)" 1 "$(awk '$1 == "aves_bindings_claimed_total" { print $2 }' "$tmp/wm3.txt")"
+check_ge "metrics: the violator counted as a rejected binding" 1 "$(msum "$tmp/wm3.txt" aves_bindings_rejected_total 'reason="wait_violation"')"
+check_ge "metrics: wait states entered" 1 "$(awk '$1 == "aves_wait_states_total" { print $2 }' "$tmp/wm3.txt")"
 
 echo "== the AVES-aware DNS server drives the waypoint (aves dns -> SETUP -> curl by name)"
 # A third initiator network, C, behind the Linux router; the DNS server runs in the
@@ -293,6 +335,7 @@ gateway_id = 1
 address = "$B"
 mode = "plain"
 CFG
+sed -i "s|^setup_timeout_ms = 3000|&\nmetrics = \"$DNS_METRICS\"|" "$tmp/dns.toml"
 check "aves check-config accepts the DNS config" "$AVES" check-config "$tmp/dns.toml"
 ip netns exec "${P}i" "$AVES" dns --config "$tmp/dns.toml" > "$tmp/dns.out" 2> "$tmp/dns.err" &
 dns_pid=$!
@@ -308,6 +351,13 @@ check_eq "curl http://b.aves.example:8000/ from C (by name, through W and R)" "$
 if grep -q "^$C " "$tmp/http.log" 2>/dev/null; then pass "B's log shows C's own address (plain mode)"; else fail "B's log shows $C" "$(tail -2 "$tmp/http.log" 2>/dev/null | tr '\n' ' ')"; fi
 axfr=$(ip netns exec "${P}c" dig +time=2 +tries=1 @198.18.99.1 aves.example AXFR 2>&1)
 if echo "$axfr" | grep -qi "Transfer failed\|REFUSED"; then pass "AXFR refused"; else fail "AXFR refused" "$(echo "$axfr" | tail -2 | tr '\n' ' ')"; fi
+ip netns exec "${P}i" curl -sS --max-time 5 "http://$DNS_METRICS/metrics" > "$tmp/dm.txt"
+check "aves dns /metrics passes promtool check metrics" promtool check metrics < "$tmp/dm.txt"
+grep -E '^aves_(dns_queries_total|setup_rtt_seconds_(count|sum))' "$tmp/dm.txt" | grep -v ' 0$' | sed 's/^/     /'
+check_ge "metrics: A queries answered NOERROR (dig and curl)" 2 "$(msum "$tmp/dm.txt" aves_dns_queries_total 'qtype="A",rcode="NOERROR"')"
+check_ge "metrics: SETUP round trips observed (accepted)" 1 "$(msum "$tmp/dm.txt" aves_setup_rtt_seconds_count 'outcome="accept"')"
+check_ge "metrics: AXFR counted as REFUSED" 1 "$(msum "$tmp/dm.txt" aves_dns_queries_total 'qtype="AXFR",rcode="REFUSED"')"
+check_eq "metrics: sessions answered = SETUPs accepted" "$(msum "$tmp/dm.txt" aves_setup_rtt_seconds_count 'outcome="accept"')" "$(msum "$tmp/dm.txt" aves_dns_answers_total 'kind="session"')"
 kill -INT "$dns_pid"; wait "$dns_pid"
 dns_pid=
 rm -rf "/etc/netns/${P}c"

@@ -61,10 +61,82 @@ use tracing::{debug, warn};
 /// Largest UDP payload the server answers with (the 2020 DNS flag day value).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
+/// Query types counted by name in [`DnsCounters::by_type`]; others are `other`, a
+/// query without exactly one question `none`. A fixed set, so the label cannot grow.
+pub const QTYPES: [&str; 16] = [
+    "A", "AAAA", "NS", "SOA", "CNAME", "MX", "TXT", "PTR", "SRV", "HTTPS", "SVCB", "ANY", "AXFR",
+    "IXFR", "other", "none",
+];
+
+/// Response codes counted by name in [`DnsCounters::by_type`]; `dropped`: no answer sent
+/// (a banned querier, a response, an answer that could not be sent).
+pub const RCODES: [&str; 9] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
+    "dropped",
+];
+
+/// Upper bounds of the SETUP round-trip histogram's buckets, s (0.5 ms to 5 s).
+pub const SETUP_RTT_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The index in [`QTYPES`] of a query's type.
+fn qtype_index(t: Option<RecordType>) -> usize {
+    let name = match t {
+        None => "none",
+        Some(RecordType::A) => "A",
+        Some(RecordType::AAAA) => "AAAA",
+        Some(RecordType::NS) => "NS",
+        Some(RecordType::SOA) => "SOA",
+        Some(RecordType::CNAME) => "CNAME",
+        Some(RecordType::MX) => "MX",
+        Some(RecordType::TXT) => "TXT",
+        Some(RecordType::PTR) => "PTR",
+        Some(RecordType::SRV) => "SRV",
+        Some(RecordType::HTTPS) => "HTTPS",
+        Some(RecordType::SVCB) => "SVCB",
+        Some(RecordType::ANY) => "ANY",
+        Some(RecordType::AXFR) => "AXFR",
+        Some(RecordType::IXFR) => "IXFR",
+        Some(_) => "other",
+    };
+    QTYPES
+        .iter()
+        .position(|q| *q == name)
+        .unwrap_or(QTYPES.len() - 2)
+}
+
+/// The index in [`RCODES`] of an answer's code (`None`: not answered).
+fn rcode_index(c: Option<ResponseCode>) -> usize {
+    let name = match c {
+        None => "dropped",
+        Some(ResponseCode::NoError) => "NOERROR",
+        Some(ResponseCode::FormErr) => "FORMERR",
+        Some(ResponseCode::ServFail) => "SERVFAIL",
+        Some(ResponseCode::NXDomain) => "NXDOMAIN",
+        Some(ResponseCode::NotImp) => "NOTIMP",
+        Some(ResponseCode::Refused) => "REFUSED",
+        Some(ResponseCode::BADVERS) => "BADVERS",
+        Some(_) => "other",
+    };
+    RCODES
+        .iter()
+        .position(|r| *r == name)
+        .unwrap_or(RCODES.len() - 2)
+}
+
 /// What the server did, by kind. Every query lands in exactly one `answer_*`/`drop_*`
 /// counter except sessions, which also count their SETUP result.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DnsCounters {
+    /// Queries by type (index in [`QTYPES`]) and answer code (index in [`RCODES`]).
+    pub by_type: [[AtomicU64; RCODES.len()]; QTYPES.len()],
+    /// Time from sending a SETUP to its ACCEPT or REJECT, by `outcome` (`accept`,
+    /// `reject`); timeouts are not observed (they count in `servfail_timeout`). `None`
+    /// only if the histogram could not be made (it cannot with these constant options).
+    pub setup_rtt: Option<prometheus::HistogramVec>,
+    /// SETUPs in flight now (shared with the handler's cap).
+    pub in_flight: Pending,
     /// Queries seen (parsed by hickory).
     pub queries: AtomicU64,
     /// Host A queries answered with a waypoint address.
@@ -104,6 +176,71 @@ pub struct DnsCounters {
 }
 
 impl DnsCounters {
+    /// Zeroed counters; `in_flight` reads the handler's cap on SETUPs in flight.
+    pub fn new(in_flight: Pending) -> DnsCounters {
+        let opts = prometheus::HistogramOpts::new(
+            "aves_setup_rtt_seconds",
+            "Time from sending a SETUP to the waypoint's ACCEPT or REJECT, by outcome (retries included; timeouts not observed).",
+        )
+        .buckets(SETUP_RTT_BUCKETS.to_vec());
+        DnsCounters {
+            by_type: Default::default(),
+            setup_rtt: prometheus::HistogramVec::new(opts, &["outcome"]).ok(),
+            in_flight,
+            queries: AtomicU64::new(0),
+            answer_session: AtomicU64::new(0),
+            answer_zone: AtomicU64::new(0),
+            answer_nodata: AtomicU64::new(0),
+            answer_nxdomain: AtomicU64::new(0),
+            answer_refused_transfer: AtomicU64::new(0),
+            answer_refused: AtomicU64::new(0),
+            answer_formerr: AtomicU64::new(0),
+            answer_notimp: AtomicU64::new(0),
+            servfail_rejected: AtomicU64::new(0),
+            servfail_timeout: AtomicU64::new(0),
+            servfail_rate: AtomicU64::new(0),
+            servfail_busy: AtomicU64::new(0),
+            servfail_no_gateway: AtomicU64::new(0),
+            sessions_coalesced: AtomicU64::new(0),
+            drop_banned: AtomicU64::new(0),
+            bans: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a query of type `qtype` answered with `rcode` (`None`: not answered).
+    pub fn count_query(&self, qtype: Option<RecordType>, rcode: Option<ResponseCode>) {
+        if let Some(c) = self
+            .by_type
+            .get(qtype_index(qtype))
+            .and_then(|r| r.get(rcode_index(rcode)))
+        {
+            bump(c);
+        }
+    }
+
+    /// Queries by `(qtype, rcode)` label, non-zero ones only.
+    pub fn queries_by_type(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (q, row) in QTYPES.iter().zip(&self.by_type) {
+            for (r, c) in RCODES.iter().zip(row) {
+                let v = c.load(Ordering::Relaxed);
+                if v > 0 {
+                    out.push((*q, *r, v));
+                }
+            }
+        }
+        out
+    }
+
+    /// Records one SETUP round trip.
+    pub(crate) fn observe_setup(&self, outcome: &str, rtt: Duration) {
+        if let Some(h) = &self.setup_rtt {
+            if let Ok(h) = h.get_metric_with_label_values(&[outcome]) {
+                h.observe(rtt.as_secs_f64());
+            }
+        }
+    }
+
     /// `(name, value)` for every counter, in a fixed order.
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -229,15 +366,16 @@ impl AvesDns {
             waypoints: Waypoints::new(&spec.waypoints, spec.grant_memory, spec.general_wait),
             inflight: HashMap::new(),
         };
+        let pending = Pending::new(spec.max_pending);
         AvesDns {
             zone,
             binder,
             state: Mutex::new(state),
-            pending: Pending::new(spec.max_pending),
+            pending: pending.clone(),
             intranet: spec.intranet.clone(),
             ecs: spec.ecs,
             setup_timeout: spec.setup_timeout,
-            counters: Arc::new(DnsCounters::default()),
+            counters: Arc::new(DnsCounters::new(pending)),
         }
     }
 
@@ -497,10 +635,16 @@ impl AvesDns {
             waypoint,
             mode: host.mode,
         };
+        let sent = Instant::now();
         let outcome = tokio::time::timeout(self.setup_timeout, self.binder.setup(req))
             .await
             .unwrap_or(SetupOutcome::Timeout);
         drop(slot);
+        match outcome {
+            SetupOutcome::Accept => self.counters.observe_setup("accept", sent.elapsed()),
+            SetupOutcome::Reject(_) => self.counters.observe_setup("reject", sent.elapsed()),
+            SetupOutcome::Timeout => {}
+        }
         self.state()
             .waypoints
             .record(id, host_index, gateway, waypoint, &outcome, Instant::now());
@@ -544,9 +688,15 @@ impl RequestHandler for AvesDns {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let qtype = match request.queries.queries() {
+            [q] => Some(q.query_type()),
+            _ => None,
+        };
         let Some(answer) = self.answer(request).await else {
+            self.counters.count_query(qtype, None);
             return not_sent(request);
         };
+        let rcode = answer.metadata.response_code;
         let response = MessageResponseBuilder::new(&request.queries, answer.edns.as_ref()).build(
             answer.metadata,
             answer.answers.iter(),
@@ -555,9 +705,13 @@ impl RequestHandler for AvesDns {
             answer.additionals.iter(),
         );
         match response_handle.send_response(response).await {
-            Ok(info) => info,
+            Ok(info) => {
+                self.counters.count_query(qtype, Some(rcode));
+                info
+            }
             Err(error) => {
                 debug!(%error, "DNS: cannot send the answer");
+                self.counters.count_query(qtype, None);
                 not_sent(request)
             }
         }

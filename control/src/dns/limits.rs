@@ -194,9 +194,13 @@ impl Pending {
     }
 
     /// Slots taken now.
-    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Slots in all.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 

@@ -8,7 +8,8 @@
 //! Files: [`zone`] (names, records, gateway addresses, waypoint choice), [`handler`] (the
 //! `RequestHandler`: one decision per query), [`limits`] (§6.2 safeguards: the NXDOMAIN
 //! penalty, the per-responder session rate, the cap on SETUPs in flight), [`register`]
-//! (gateways' REGISTER messages, §5.3, which update the zone's gateway addresses).
+//! (gateways' REGISTER messages, §5.3, which update the zone's gateway addresses) and
+//! [`metrics`] (the Prometheus exposition of `[dns] metrics`).
 //!
 //! Invariants:
 //! - The wire format of SETUP/ACCEPT/REJECT is not here: the handler only sees the
@@ -24,6 +25,7 @@
 
 pub mod handler;
 pub mod limits;
+pub mod metrics;
 pub mod register;
 pub mod zone;
 
@@ -367,6 +369,21 @@ mod tests {
         assert!(
             out.contains("status: NOERROR") && out.contains("ANSWER: 0"),
             "{out}"
+        );
+        // Counted by type and code, and the two SETUPs' round trips observed.
+        let by_type = s.counters.queries_by_type();
+        for want in [
+            ("A", "NOERROR", 2),
+            ("SOA", "NOERROR", 1),
+            ("NS", "NOERROR", 1),
+            ("AAAA", "NOERROR", 1),
+        ] {
+            assert!(by_type.contains(&want), "{want:?} in {by_type:?}");
+        }
+        let text = metrics::render(&s.counters, 0.0, None).unwrap();
+        assert!(
+            text.contains("aves_setup_rtt_seconds_count{outcome=\"accept\"} 2\n"),
+            "{text}"
         );
     }
 

@@ -348,6 +348,22 @@ id = 5
         assert_eq!(zone.gateway_address(0), Some(Ipv4Addr::new(192, 0, 2, 3)));
         assert_eq!(get(&c, "register_accepted"), 3);
         assert_eq!(get(&c, "register_changed"), 2);
+        // The DNS server's /metrics shows the same (aves_dns_register*, gateways known).
+        let dns = crate::dns::handler::DnsCounters::new(crate::dns::limits::Pending::new(4));
+        let reg = crate::dns::metrics::Registration {
+            zone: &zone,
+            counters: Some(&c),
+        };
+        let text = crate::dns::metrics::render(&dns, 0.0, Some(reg)).unwrap();
+        for line in [
+            "aves_dns_registers_total{result=\"accepted\"} 3",
+            "aves_dns_registers_total{result=\"refused_bad_tag\"} 0",
+            "aves_dns_register_changes_total 2",
+            "aves_dns_gateway_address_known{gateway=\"1\"} 1",
+            "aves_dns_gateway_address_known{gateway=\"2\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 
     #[test]

@@ -201,6 +201,14 @@ impl Zone {
         (a != 0).then(|| Ipv4Addr::from(a))
     }
 
+    /// Every gateway's id and its public address, if known (config order).
+    pub fn gateways(&self) -> impl Iterator<Item = (u32, Option<Ipv4Addr>)> + '_ {
+        self.gateway_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, self.gateway_address(i)))
+    }
+
     /// The index (config order) of the gateway with id `id`.
     pub fn gateway_index(&self, id: u32) -> Option<usize> {
         self.gateway_ids.iter().position(|g| *g == id)

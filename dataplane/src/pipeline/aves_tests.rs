@@ -666,6 +666,18 @@ fn outbound_nat44_maps_endpoint_independently_and_filters_by_address_and_port() 
     let e2 = out(&mut r, "198.51.100.98", 123, 2);
     assert_eq!(e1, e2, "endpoint-independent mapping (RFC 4787 REQ-1)");
     assert!((20000..=20009).contains(&e1));
+    // Occupancy as the lcore reports it: one NAT port; the mapping and two sessions
+    // (each an outbound and an inbound entry) in the flow table.
+    let c = CoreCounters::default();
+    Role::<VecBuf>::report(&r, &c);
+    assert_eq!(c.table(crate::counters::Table::NatPorts), 1);
+    assert_eq!(
+        c.table(crate::counters::Table::Flows),
+        r.flow_count() as u64
+    );
+    assert!(r.flow_count() >= 3, "{}", r.flow_count());
+    assert_eq!(c.table(crate::counters::Table::ReassemblyContexts), 0);
+    assert!(c.table(crate::counters::Table::Routes) > 0);
     // The reply from the endpoint B sent to comes back to B:5353.
     let reply = frame(
         R_PUB_MAC,

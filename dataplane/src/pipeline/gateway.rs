@@ -39,7 +39,7 @@ use crate::addr::MacAddr;
 use crate::auth::{self, BurstMac, Keyring, PortableMac};
 use crate::buf::PacketBuf;
 use crate::command::{Command, CommandError, Notice};
-use crate::counters::{CoreCounters, DropReason};
+use crate::counters::{CoreCounters, DropReason, Table};
 use crate::pipeline::flow::{flow_key, icmp_error_key, FlowKey, FlowTable, TcpState, Timeouts};
 use crate::pipeline::nat::{rewrite_addr, rewrite_port, End};
 use crate::pipeline::ports::PortAllocator;
@@ -139,6 +139,8 @@ pub struct Gateway<B> {
     lcore: usize,
     lcores: usize,
     nat_range: (u16, u16),
+    /// Ports of the range reserved for the other lcores (not this lcore's share).
+    nat_reserved: usize,
 }
 
 /// The key B's replies carry for an inbound inner datagram with key `k` that B sees as
@@ -185,10 +187,11 @@ impl<B: PacketBuf> Gateway<B> {
         }
         // Each lcore hands out only the ports p with p % lcores == its index, so a reply
         // to port p can be steered to the lcore that owns its entry (decision 0006).
+        let mut nat_reserved = 0;
         if lcores > 1 {
             for p in cfg.nat_ports.0..=cfg.nat_ports.1 {
-                if usize::from(p) % lcores != cfg.lcore_index {
-                    ports.reserve(p);
+                if usize::from(p) % lcores != cfg.lcore_index && ports.reserve(p) {
+                    nat_reserved += 1;
                 }
             }
         }
@@ -207,6 +210,7 @@ impl<B: PacketBuf> Gateway<B> {
             lcore: cfg.lcore_index,
             lcores,
             nat_range: cfg.nat_ports,
+            nat_reserved,
             vbatch: Vec::with_capacity(MAX_BATCH),
             mac: Box::new(PortableMac),
             batching: false,
@@ -1200,6 +1204,19 @@ impl<B: PacketBuf> Role<B> for Gateway<B> {
 
     fn end_burst(&mut self, now_ns: u64, counters: &CoreCounters, io: &mut impl Io<B>) {
         self.flush_verify(now_ns, counters, io);
+    }
+
+    fn report(&self, counters: &CoreCounters) {
+        self.router.report(counters);
+        counters.set_table(Table::Flows, self.flows.len());
+        counters.set_table(Table::ReassemblyContexts, self.reassembly.len());
+        counters.set_table(Table::ReassemblyBytes, self.reassembly.held_bytes());
+        let used = self
+            .ports
+            .size()
+            .saturating_sub(self.ports.available())
+            .saturating_sub(self.nat_reserved);
+        counters.set_table(Table::NatPorts, used);
     }
 
     fn drain(&mut self, f: &mut dyn FnMut(B)) {

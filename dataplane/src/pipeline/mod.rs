@@ -73,6 +73,10 @@ pub trait Role<B: PacketBuf> {
     fn end_burst(&mut self, _now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {}
     /// Timers (expiry of kept state), called about every millisecond.
     fn tick(&mut self, _now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {}
+    /// Writes how full its tables are into `counters` ([`CoreCounters::set_table`]).
+    /// The engine calls it about every millisecond, after [`Role::tick`]; it only
+    /// reads lengths the tables keep (O(1)).
+    fn report(&self, _counters: &CoreCounters) {}
     /// Shutdown: hands back every buffer the role keeps.
     fn drain(&mut self, _f: &mut dyn FnMut(B)) {}
 }

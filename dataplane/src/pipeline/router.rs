@@ -25,7 +25,7 @@
 use crate::addr::{Ipv4Cidr, Ipv4Range, MacAddr};
 use crate::buf::PacketBuf;
 use crate::command::{Command, CommandError, Notice, Route};
-use crate::counters::{CoreCounters, DropReason, MAX_PORTS};
+use crate::counters::{CoreCounters, DropReason, Table, MAX_PORTS};
 use crate::pipeline::neighbour::NeighbourTable;
 use crate::pipeline::route::{NextHop, RouteEntry, RouteTable};
 use crate::pipeline::{deliver, Io, Role};
@@ -105,6 +105,9 @@ impl<B: PacketBuf> Role<B> for Router {
     }
     fn pop_learned(&mut self) -> Option<Notice> {
         Router::pop_learned(self)
+    }
+    fn report(&self, counters: &CoreCounters) {
+        Router::report(self, counters);
     }
 }
 
@@ -294,6 +297,12 @@ impl Router {
             | Command::BeginWait(_)
             | Command::RejectSource { .. } => Err(CommandError::Unsupported),
         }
+    }
+
+    /// Writes the occupancy of the route and neighbour tables into `counters`.
+    pub fn report(&self, counters: &CoreCounters) {
+        counters.set_table(Table::Routes, self.routes.len());
+        counters.set_table(Table::Neighbours, self.neighbours.len());
     }
 
     /// Takes one neighbour learned from ARP on this lcore since the last call, for the

@@ -57,7 +57,7 @@ use crate::addr::MacAddr;
 use crate::auth::{self, BurstMac, Keyring, PortableMac};
 use crate::buf::PacketBuf;
 use crate::command::{Binding, Command, CommandError, Mode, Notice, WaitSpec};
-use crate::counters::{CoreCounters, DropReason};
+use crate::counters::{BindingLife, BindingReject, CoreCounters, DropReason, Table};
 use crate::pipeline::flow::{flow_key, FlowKey, FlowTable, TcpState, Timeouts};
 use crate::pipeline::nat::{self, End};
 use crate::pipeline::router::{valid_source, IcmpError, Router, RouterConfig, RouterConfigError};
@@ -187,6 +187,8 @@ pub struct Waypoint<B = crate::buf::VecBuf> {
     mac: Box<dyn BurstMac>,
     /// Burst mode: tag at the end of each burst. Off: tag each packet at once.
     batching: bool,
+    /// Binding lifecycle counts, mirrored to the counters in [`Role::report`].
+    life: BindingLife,
 }
 
 /// A packet waiting in the batch for its tag.
@@ -257,6 +259,7 @@ impl<B: PacketBuf> Waypoint<B> {
             batch: Vec::with_capacity(MAX_BATCH),
             mac: Box::new(PortableMac),
             batching: false,
+            life: BindingLife::default(),
         };
         for b in &cfg.bindings {
             w.add_binding(b, 0).map_err(|e| {
@@ -272,6 +275,11 @@ impl<B: PacketBuf> Waypoint<B> {
     /// The router underneath (ARP, routes, neighbours).
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The binding lifecycle counts so far.
+    pub fn binding_life(&self) -> BindingLife {
+        self.life
     }
 
     /// Number of live bindings.
@@ -374,6 +382,7 @@ impl<B: PacketBuf> Waypoint<B> {
         }
         let key = pair(src, dst);
         if !self.rejects.is_empty() && self.rejects.get(&key, now_ns).is_some() {
+            self.life.reject(BindingReject::SourceRejected);
             return Err(DropReason::SourceRejected);
         }
         let bound = self
@@ -395,13 +404,16 @@ impl<B: PacketBuf> Waypoint<B> {
                 // A violator (X in Figure 6): rejected now and for Treject after the wait.
                 let until = w.until_ns.saturating_add(self.delayed.reject_ns);
                 self.reject(key, until, now_ns, true);
+                self.life.reject(BindingReject::WaitViolation);
                 Err(DropReason::WaitViolation)
             }
             (Some(w), None) => {
                 if self.rejects.get(&unknown, now_ns).is_some() {
+                    self.life.reject(BindingReject::SourceRejected);
                     return Err(DropReason::SourceRejected);
                 }
                 let Some(gw) = self.gateways.get(w.gateway) else {
+                    self.life.reject(BindingReject::Invalid);
                     return Err(DropReason::NoGatewayKey);
                 };
                 let b = Binding {
@@ -436,7 +448,20 @@ impl<B: PacketBuf> Waypoint<B> {
         }
     }
 
+    /// [`Waypoint::try_add_binding`], counting a refusal in the lifecycle counts.
     fn add_binding(&mut self, b: &Binding, now_ns: u64) -> Result<(), CommandError> {
+        let r = self.try_add_binding(b, now_ns);
+        if let Err(e) = r {
+            self.life.reject(match e {
+                CommandError::Conflict => BindingReject::Conflict,
+                CommandError::TableFull => BindingReject::TableFull,
+                _ => BindingReject::Invalid,
+            });
+        }
+        r
+    }
+
+    fn try_add_binding(&mut self, b: &Binding, now_ns: u64) -> Result<(), CommandError> {
         if !self.router.is_pool(b.waypoint) {
             return Err(CommandError::Invalid);
         }
@@ -454,7 +479,9 @@ impl<B: PacketBuf> Waypoint<B> {
         }
         if self.bindings.get(&key, now_ns).is_some_and(|c| c.closing) {
             // A closed binding is gone as far as new bindings are concerned.
-            self.bindings.remove(&key);
+            if self.bindings.remove(&key).is_some() {
+                self.life.expired += 1;
+            }
         }
         if let Some(cur) = self.bindings.get_mut(&key, now_ns) {
             // §3.3.1: one responder per (initiator, waypoint address).
@@ -493,10 +520,16 @@ impl<B: PacketBuf> Waypoint<B> {
         } else {
             now_ns.saturating_add(self.timeouts.other)
         };
-        self.bindings
-            .insert(key, state, exp, now_ns)
-            .map(|_| ())
-            .map_err(|_| CommandError::TableFull)
+        let (_, displaced) = self
+            .bindings
+            .insert_displacing(key, state, exp, now_ns)
+            .map_err(|_| CommandError::TableFull)?;
+        // What an insert displaces has expired (a live entry of `key` was handled above).
+        if displaced.is_some() {
+            self.life.expired += 1;
+        }
+        self.life.installed += 1;
+        Ok(())
     }
 
     /// Reads what the waypoint needs from the frame; `None` means "not a valid IPv4
@@ -855,10 +888,9 @@ impl<B: PacketBuf> Role<B> for Waypoint<B> {
                 if bound.is_none() || responder.is_some_and(|r| Some(r) != bound) {
                     return Err(CommandError::NotFound);
                 }
-                self.bindings
-                    .remove(&key)
-                    .map(|_| ())
-                    .ok_or(CommandError::NotFound)
+                self.bindings.remove(&key).ok_or(CommandError::NotFound)?;
+                self.life.deleted += 1;
+                Ok(())
             }
             Command::BeginWait(w) => self.begin_wait(w, now_ns),
             Command::RejectSource {
@@ -900,9 +932,18 @@ impl<B: PacketBuf> Role<B> for Waypoint<B> {
 
     fn tick(&mut self, now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {
         self.connections.expire(now_ns, 64);
-        self.bindings.expire(now_ns, 64);
+        self.life.expired += self.bindings.expire(now_ns, 64) as u64;
         self.waits.expire(now_ns, 16);
         self.rejects.expire(now_ns, 64);
+    }
+
+    fn report(&self, counters: &CoreCounters) {
+        self.router.report(counters);
+        counters.set_table(Table::Bindings, self.bindings.len());
+        counters.set_table(Table::Connections, self.connections.len());
+        counters.set_table(Table::Waits, self.waits.len());
+        counters.set_table(Table::Rejects, self.rejects.len());
+        counters.bindings.set(&self.life);
     }
 }
 

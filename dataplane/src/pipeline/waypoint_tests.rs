@@ -1598,3 +1598,64 @@ fn rejections_reach_the_other_lcores() {
     assert_eq!(Role::<VecBuf>::pop_learned(&mut w1), None);
     assert!(w1.is_rejected(A2, W, 4));
 }
+
+#[test]
+fn binding_lifecycle_is_counted_and_reported() {
+    let mut w = waypoint();
+    let life = |w: &Waypoint| w.binding_life();
+    let rejected = |w: &Waypoint, r: BindingReject| w.binding_life().rejected[r as usize];
+    bind(&mut w, binding(A, W, B), 0);
+    // A refresh of the same binding installs nothing new.
+    bind(&mut w, binding(A, W, B), 1);
+    assert_eq!(life(&w).installed, 1);
+    assert_eq!(
+        apply(&mut w, &Command::AddBinding(binding(A, W, B2)), 2),
+        Err(CommandError::Conflict)
+    );
+    assert_eq!(rejected(&w, BindingReject::Conflict), 1);
+    assert!(apply(&mut w, &Command::AddBinding(binding(A, NOT_POOL, B)), 2).is_err());
+    assert_eq!(rejected(&w, BindingReject::Invalid), 1);
+    // Deleted, then a ping-only binding that expires.
+    apply(
+        &mut w,
+        &Command::DelBinding {
+            initiator: A,
+            waypoint: W,
+            responder: None,
+        },
+        3,
+    )
+    .unwrap();
+    assert_eq!(life(&w).deleted, 1);
+    bind(&mut w, binding(A, W2, B), 0);
+    assert_eq!(
+        run(&mut w, &frame(&ping_to(W2)), SECOND_NS)
+            .0
+            .forwarded
+            .len(),
+        1
+    );
+    tick(&mut w, SECOND_NS + MINUTE_NS);
+    assert_eq!(w.binding_count(), 0);
+    assert_eq!(life(&w).installed, 2);
+    assert_eq!(life(&w).expired, 1);
+    // A claim in a wait state installs; a violator is a rejection.
+    bind(&mut w, binding(A2, W, B2), 0);
+    apply(&mut w, &wait(W, "0.0.0.0/0", B), 2 * MINUTE_NS).unwrap();
+    let t = 2 * MINUTE_NS + 1;
+    let (_, c) = run(&mut w, &frame(&syn_from(A, W, 40000)), t);
+    assert_eq!(c.events.bindings_claimed.get(), 1);
+    assert_eq!(life(&w).installed, 4);
+    run(&mut w, &frame(&syn_from(A2, W, 40000)), t);
+    assert_eq!(rejected(&w, BindingReject::WaitViolation), 1);
+    // The report mirrors all of it, and the tables' occupancy.
+    let c = CoreCounters::default();
+    Role::<VecBuf>::report(&w, &c);
+    assert_eq!(c.bindings.get(), life(&w));
+    assert_eq!(c.table(Table::Bindings), 2);
+    assert_eq!(c.table(Table::Waits), 1);
+    assert_eq!(c.table(Table::Rejects), 1);
+    assert_eq!(c.table(Table::Connections), 1);
+    assert_eq!(c.table(Table::Routes), 3, "two connected, one default");
+    assert_eq!(c.table(Table::Neighbours), 3);
+}
