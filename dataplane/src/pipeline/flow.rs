@@ -440,6 +440,32 @@ struct Slot<V> {
     value: V,
 }
 
+/// A live entry of a [`FlowTable`] ([`FlowTable::entry_mut`]).
+#[derive(Debug)]
+pub struct EntryMut<'a, V> {
+    slot: &'a mut Slot<V>,
+    earliest_expiry: &'a mut u64,
+}
+
+impl<V> EntryMut<'_, V> {
+    /// The entry's value.
+    pub fn value(&mut self) -> &mut V {
+        &mut self.slot.value
+    }
+
+    /// When the entry expires.
+    pub fn expires_ns(&self) -> u64 {
+        self.slot.expires_ns
+    }
+
+    /// Sets the expiry (as [`FlowTable::touch`] does: the table's lower bound of
+    /// expiries follows).
+    pub fn set_expires(&mut self, expires_ns: u64) {
+        self.slot.expires_ns = expires_ns;
+        *self.earliest_expiry = (*self.earliest_expiry).min(expires_ns);
+    }
+}
+
 /// A fixed-capacity map from [`FlowKey`] to `V`, each entry live until its
 /// `expires_ns` (see the module doc for the invariants).
 #[derive(Debug)]
@@ -531,6 +557,18 @@ impl<V> FlowTable<V> {
     pub fn get_mut(&mut self, key: &FlowKey, now_ns: u64) -> Option<&mut V> {
         let i = self.find_live(key, now_ns)?;
         self.slots.get_mut(i)?.as_mut().map(|s| &mut s.value)
+    }
+
+    /// The live entry of `key`, to read and change its value and expiry with one lookup
+    /// (where `get_mut`, `expires_at` and `touch` would each search for it).
+    pub fn entry_mut(&mut self, key: &FlowKey, now_ns: u64) -> Option<EntryMut<'_, V>> {
+        let i = self.find_live(key, now_ns)?;
+        let earliest_expiry = &mut self.earliest_expiry;
+        let slot = self.slots.get_mut(i)?.as_mut()?;
+        Some(EntryMut {
+            slot,
+            earliest_expiry,
+        })
     }
 
     /// When the live entry of `key` expires.
@@ -1275,6 +1313,27 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(t.remove(&k(1)), Some(11));
         assert_eq!(t.remove(&k(1)), None);
+        assert!(t.is_empty());
+        t.check_invariants();
+    }
+
+    #[test]
+    fn entry_mut_reads_and_changes_value_and_expiry_in_one_lookup() {
+        let mut t: FlowTable<u32> = FlowTable::new(4, 7);
+        assert!(t.entry_mut(&k(1), 0).is_none(), "absent");
+        t.insert(k(1), 10, u64::MAX, 0).unwrap();
+        {
+            let mut e = t.entry_mut(&k(1), 50).unwrap();
+            assert_eq!(e.expires_ns(), u64::MAX);
+            *e.value() += 5;
+            // Shortening moves the table's lower bound of expiries, so the sweep
+            // finds the entry once it has expired.
+            e.set_expires(100);
+        }
+        assert_eq!(t.get(&k(1), 99), Some(&15));
+        assert_eq!(t.expires_at(&k(1), 99), Some(100));
+        assert!(t.entry_mut(&k(1), 100).is_none(), "expired: not revived");
+        assert_eq!(t.expire(100, 64), 1);
         assert!(t.is_empty());
         t.check_invariants();
     }

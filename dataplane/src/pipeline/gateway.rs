@@ -491,7 +491,11 @@ impl<B: PacketBuf> Gateway<B> {
         now_ns: u64,
         t: &Timeouts,
     ) {
-        let Some(Conn::Reply { tcp, answered, .. }) = self.flows.get_mut(rk, now_ns) else {
+        // One lookup for the state and the timer (this runs for every packet).
+        let Some(mut e) = self.flows.entry_mut(rk, now_ns) else {
+            return;
+        };
+        let Conn::Reply { tcp, answered, .. } = e.value() else {
             return;
         };
         if let Some(f) = tcp_flags {
@@ -512,7 +516,7 @@ impl<B: PacketBuf> Gateway<B> {
             t.for_packet(rk, tcp_flags.map(|_| st))
         };
         let exp = now_ns.saturating_add(timeout);
-        self.flows.touch(rk, exp, now_ns);
+        e.set_expires(exp);
         if let Some(k) = twin {
             self.flows.touch(k, exp, now_ns);
         }

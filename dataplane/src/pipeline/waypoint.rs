@@ -696,21 +696,24 @@ impl<B: PacketBuf> Waypoint<B> {
                 self.connections.touch(&k, exp, now_ns);
             }
         }
-        if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
-            bs.http = http;
-            bs.used = true;
-        }
-        if !b.pinned {
+        let want = (!b.pinned).then(|| {
             let t = match p.key {
                 Some(k) => self.timeouts.for_packet(&k, tcp_state),
                 None => self.timeouts.other,
             };
-            let want = now_ns.saturating_add(t);
-            let cur = self.bindings.expires_at(&bkey, now_ns).unwrap_or(0);
+            now_ns.saturating_add(t)
+        });
+        // One lookup for the flags and the timer (this runs for every packet).
+        if let Some(mut e) = self.bindings.entry_mut(&bkey, now_ns) {
+            let bs = e.value();
+            bs.http = http;
+            bs.used = true;
             // The first packet sets the protocol's timeout (an ICMP-only binding
             // lives 1 min, not the 15 min a fresh binding waits); later ones extend it.
-            if want > cur || !b.used {
-                self.bindings.touch(&bkey, want, now_ns);
+            if let Some(want) = want {
+                if want > e.expires_ns() || !b.used {
+                    e.set_expires(want);
+                }
             }
         }
 
