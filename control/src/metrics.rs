@@ -285,6 +285,15 @@ pub fn registry(s: &Snapshot) -> prometheus::Result<Registry> {
     for (t, v) in &s.capacities {
         cap.with_label_values(&[t]).set(as_i64(*v));
     }
+    let used = gauge_vec(
+        &reg,
+        "aves_table_entries",
+        "Entries in use in a table, summed over lcores (bytes for reassembly_bytes); written by the lcores once per housekeeping round.",
+        &["table"],
+    )?;
+    for (t, v) in &s.totals.tables {
+        used.with_label_values(&[t]).set(as_i64(*v));
+    }
     gauge(&reg, "aves_lcores", "Lcores running the engine.")?.set(as_i64(s.lcores.len() as u64));
     Ok(reg)
 }
@@ -537,6 +546,10 @@ mod tests {
         assert_eq!(
             v("aves_table_capacity{table=\"routes\"}"),
             Some("1024".into())
+        );
+        assert_eq!(
+            v("aves_table_entries{table=\"flows\"}"),
+            Some("0".into())
         );
         assert_eq!(v("aves_start_time_seconds"), Some("100".into()));
         assert_eq!(v("aves_lcores"), Some("2".into()));

@@ -8,6 +8,8 @@
 //! port NAME rx_packets=N rx_bytes=N tx_packets=N tx_bytes=N
 //! drop REASON N            (only reasons with N > 0)
 //! event NAME N
+//! table NAME N             (entries in use, summed over lcores; at most one
+//!                           housekeeping round old)
 //! ```
 //!
 //! `status` ([`Snapshot::status_lines`]):
@@ -24,7 +26,7 @@
 //! counters; everything here is done by the control thread at read time.
 
 use crate::config::Config;
-use aves_dataplane::counters::{CoreCounters, DropReason, EventCounters};
+use aves_dataplane::counters::{CoreCounters, DropReason, EventCounters, TableGauges};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -53,6 +55,8 @@ pub struct Totals {
     pub drops: [u64; DropReason::COUNT],
     /// Events by name.
     pub events: Vec<(&'static str, u64)>,
+    /// Table occupancy by name (gauges, summed).
+    pub tables: Vec<(&'static str, u64)>,
 }
 
 fn events_of(e: &EventCounters) -> [(&'static str, u64); 12] {
@@ -78,6 +82,11 @@ pub fn sum(cores: &[Arc<CoreCounters>], n_ports: usize) -> Totals {
         ports: vec![PortTotals::default(); n_ports],
         drops: [0; DropReason::COUNT],
         events: events_of(&EventCounters::default()).to_vec(),
+        tables: TableGauges::default()
+            .values()
+            .iter()
+            .map(|&(n, _)| (n, 0))
+            .collect(),
     };
     for c in cores {
         for (i, p) in t.ports.iter_mut().enumerate() {
@@ -92,6 +101,9 @@ pub fn sum(cores: &[Arc<CoreCounters>], n_ports: usize) -> Totals {
             t.drops[r as usize] += c.drops_of(r);
         }
         for (acc, (_, v)) in t.events.iter_mut().zip(events_of(&c.events)) {
+            acc.1 += v;
+        }
+        for (acc, (_, v)) in t.tables.iter_mut().zip(c.tables.values()) {
             acc.1 += v;
         }
     }
@@ -116,6 +128,9 @@ impl Totals {
         }
         for (name, v) in &self.events {
             out.push(format!("event {name} {v}"));
+        }
+        for (name, v) in &self.tables {
+            out.push(format!("table {name} {v}"));
         }
         out
     }

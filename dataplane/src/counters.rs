@@ -33,6 +33,11 @@ impl Counter {
     pub fn inc(&self) {
         self.add(1);
     }
+    /// Sets the value (a gauge). Single writer only.
+    #[inline(always)]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
     /// The current value (any thread).
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -269,6 +274,42 @@ pub struct EventCounters {
     pub bindings_claimed: Counter,
 }
 
+/// Table occupancy of one lcore: gauges its role writes at each housekeeping round
+/// (`Role::tick`), so a reader sees values at most one round old. Tables a role does
+/// not have stay 0.
+#[derive(Debug, Default)]
+pub struct TableGauges {
+    /// Waypoint bindings.
+    pub bindings: Counter,
+    /// Waypoint connection entries.
+    pub connections: Counter,
+    /// Waypoint addresses in a wait state (delayed binding).
+    pub waits: Counter,
+    /// Waypoint rejected sources.
+    pub rejects: Counter,
+    /// Gateway connection entries (tunnelled, multi-homing and NAT44 flows).
+    pub flows: Counter,
+    /// Gateway datagrams being reassembled.
+    pub reassembly_contexts: Counter,
+    /// Gateway bytes held by fragments being reassembled.
+    pub reassembly_bytes: Counter,
+}
+
+impl TableGauges {
+    /// `(name, value)` for every table, in a fixed order.
+    pub fn values(&self) -> [(&'static str, u64); 7] {
+        [
+            ("bindings", self.bindings.get()),
+            ("connections", self.connections.get()),
+            ("waits", self.waits.get()),
+            ("rejects", self.rejects.get()),
+            ("flows", self.flows.get()),
+            ("reassembly_contexts", self.reassembly_contexts.get()),
+            ("reassembly_bytes", self.reassembly_bytes.get()),
+        ]
+    }
+}
+
 /// All counters of one lcore.
 #[derive(Debug)]
 pub struct CoreCounters {
@@ -278,6 +319,8 @@ pub struct CoreCounters {
     pub drops: [Counter; DropReason::COUNT],
     /// Other events.
     pub events: EventCounters,
+    /// Table occupancy.
+    pub tables: TableGauges,
 }
 
 impl Default for CoreCounters {
@@ -286,6 +329,7 @@ impl Default for CoreCounters {
             ports: Default::default(),
             drops: std::array::from_fn(|_| Counter::default()),
             events: EventCounters::default(),
+            tables: TableGauges::default(),
         }
     }
 }

@@ -140,7 +140,7 @@ check_eq "a query cut in its question: FORMERR" 1 "$(fl cut_rcode)"
 check_eq "a 5-byte packet: no answer" 0 "$(fl tiny_answered)"
 check_eq "AXFR over UDP: REFUSED" 5 "$(fl axfr_udp_rcode)"
 check_eq "... with no records" 0 "$(fl axfr_udp_answers)"
-check_eq "a limited client gets its answer over TCP (dig follows TC)" NOERROR \
+check_eq "a client of the limited /24 is answered afterwards (dig follows TC to TCP)" NOERROR \
   "$(in_ns dig @127.0.0.1 -b 10.9.1.1 +time=2 +tries=1 +comments aves.example. SOA | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
 
 echo "== a name scanner is ignored (AVES §6.2)"

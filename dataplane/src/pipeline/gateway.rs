@@ -1181,6 +1181,10 @@ impl<B: PacketBuf> Role<B> for Gateway<B> {
         for t in twins.iter().flatten() {
             self.flows.remove(t);
         }
+        let t = &counters.tables;
+        t.flows.set(self.flows.len() as u64);
+        t.reassembly_contexts.set(self.reassembly.len() as u64);
+        t.reassembly_bytes.set(self.reassembly.held_bytes() as u64);
     }
 
     fn end_burst(&mut self, now_ns: u64, counters: &CoreCounters, io: &mut impl Io<B>) {

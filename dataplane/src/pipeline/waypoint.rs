@@ -898,11 +898,16 @@ impl<B: PacketBuf> Role<B> for Waypoint<B> {
         }
     }
 
-    fn tick(&mut self, now_ns: u64, _counters: &CoreCounters, _io: &mut impl Io<B>) {
+    fn tick(&mut self, now_ns: u64, counters: &CoreCounters, _io: &mut impl Io<B>) {
         self.connections.expire(now_ns, 64);
         self.bindings.expire(now_ns, 64);
         self.waits.expire(now_ns, 16);
         self.rejects.expire(now_ns, 64);
+        let t = &counters.tables;
+        t.bindings.set(self.bindings.len() as u64);
+        t.connections.set(self.connections.len() as u64);
+        t.waits.set(self.waits.len() as u64);
+        t.rejects.set(self.rejects.len() as u64);
     }
 }
 

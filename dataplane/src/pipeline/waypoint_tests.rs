@@ -1598,3 +1598,51 @@ fn rejections_reach_the_other_lcores() {
     assert_eq!(Role::<VecBuf>::pop_learned(&mut w1), None);
     assert!(w1.is_rejected(A2, W, 4));
 }
+
+// ---- Table exhaustion (hostile-input issue): the connection table is full.
+
+/// A flood of new connections through a bound waypoint address: once the connection
+/// table is full, each new one is dropped and counted (`flow_table_full`; no ICMP, so a
+/// flood gets no amplification), connections already open keep flowing, and once the
+/// old entries' timer has run out their slots are reused before anything else.
+#[test]
+fn connection_table_exhaustion_refuses_new_connections_and_keeps_old_ones() {
+    let mut w = waypoint();
+    bind(
+        &mut w,
+        Binding {
+            pinned: true,
+            ..binding(A, W, B)
+        },
+        0,
+    );
+    let flow = |sport: u16| frame(&datagram(A, W, 17, false, &udp_dgram(A, W, sport, 53, b"q")));
+    for i in 0..64 {
+        let (io, c) = run(&mut w, &flow(1000 + i), SECOND_NS);
+        assert_eq!(io.forwarded.len(), 1, "connection {i} fits");
+        assert_eq!(c.drops_of(DropReason::FlowTableFull), 0);
+    }
+    let mut refused = 0;
+    for i in 0..1000 {
+        let (io, c) = run(&mut w, &flow(20_000 + i), 2 * SECOND_NS);
+        assert!(io.forwarded.is_empty(), "no tunnel packet for a refused one");
+        refused += c.drops_of(DropReason::FlowTableFull);
+    }
+    assert_eq!(refused, 1000, "every refused connection is counted");
+    // The open ones are unaffected, and keep their entries alive.
+    for i in 0..8 {
+        assert_eq!(run(&mut w, &flow(1000 + i), 3 * SECOND_NS).0.forwarded.len(), 1);
+    }
+    // 15 min later (the UDP timeout) the entries that saw no packet since second 1 are
+    // reclaimed; the 8 refreshed at second 3 still count.
+    let later = SECOND_NS + 15 * 60 * SECOND_NS + 1;
+    tick(&mut w, later);
+    for i in 0..56 {
+        let (io, _) = run(&mut w, &flow(40_000 + i), later);
+        assert_eq!(io.forwarded.len(), 1, "reclaimed slot {i}");
+    }
+    let (io, c) = run(&mut w, &flow(50_000), later);
+    assert!(io.forwarded.is_empty());
+    assert_eq!(c.drops_of(DropReason::FlowTableFull), 1, "full again: 8 old + 56 new");
+    println!("waypoint connection table (64): 1000 new connections refused and counted, 8 open ones kept flowing, 56 slots reclaimed after the UDP timeout");
+}
