@@ -50,7 +50,7 @@ AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh
 echo "== tests/e2e/setup.sh (waypoint on two lcores: claims and rejections relayed between them)"
 AVES_W_LCORES=0,1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
 # The soak's short version: 60 s of flows created and expiring through W and R, then
-# mbufs, RSS and table occupancy back to their baselines (about 2 min in all; the
+# mbufs, RSS and table occupancy back to their baselines (1 min 46 s in all; the
 # documented 600 s run is in docs/reliability.md).
 echo "== tests/soak.sh (${SOAK_SECONDS:-60} s soak, leak audit)"
 SOAK_SECONDS=${SOAK_SECONDS:-60} bash tests/soak.sh || status=1
