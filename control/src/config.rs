@@ -1632,6 +1632,25 @@ pub struct NxPenaltySpec {
     pub max_tracked: usize,
 }
 
+/// `[dns.rrl]`: response rate limiting over UDP per client network, with slip (after
+/// BIND's RRL; see `dns::limits::ResponseRateLimit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RrlSpec {
+    /// Sustained answers per second to one client network.
+    pub responses_per_s: u32,
+    /// Bucket size: answers one network may get back to back.
+    pub burst: u32,
+    /// Over the rate, every `slip`-th answer is sent empty with TC=1 (0: none is).
+    pub slip: u32,
+    /// IPv4 client network prefix length.
+    pub ipv4_prefix: u8,
+    /// IPv6 client network prefix length.
+    pub ipv6_prefix: u8,
+    /// Client networks tracked at once (a hard memory bound; when full, the oldest is
+    /// forgotten).
+    pub max_tracked: usize,
+}
+
 /// `[dns.rate]`: session creation limit per responder (§6.2), a token bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateSpec {
@@ -1678,6 +1697,8 @@ pub struct DnsSpec {
     pub nx_penalty: NxPenaltySpec,
     /// The per-responder session rate.
     pub rate: RateSpec,
+    /// Response rate limiting over UDP (None: `[dns.rrl] enabled = false`).
+    pub rrl: Option<RrlSpec>,
     /// Keys to sign SETUP messages with (`[[dns.key]]`; the last one listed signs).
     /// None: the server answers host queries SERVFAIL (nothing to sign with).
     pub keys: Vec<KeySpec>,
@@ -1723,6 +1744,7 @@ struct RawDns {
     max_pending: Option<usize>,
     nx_penalty: Option<RawNxPenalty>,
     rate: Option<RawRate>,
+    rrl: Option<RawRrl>,
     #[serde(default, rename = "key")]
     keys: Vec<RawKey>,
     register_listen: Option<String>,
@@ -1781,6 +1803,18 @@ struct RawNxPenalty {
     threshold: Option<u32>,
     window_s: Option<u64>,
     ban_s: Option<u64>,
+    max_tracked: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRrl {
+    enabled: Option<bool>,
+    responses_per_s: Option<u32>,
+    burst: Option<u32>,
+    slip: Option<u32>,
+    ipv4_prefix: Option<u8>,
+    ipv6_prefix: Option<u8>,
     max_tracked: Option<usize>,
 }
 
@@ -2243,6 +2277,52 @@ impl RawDns {
                 "",
             )?,
         };
+        let q = self.rrl.unwrap_or_default();
+        let responses_per_s = in_range(
+            cx,
+            "dns.rrl.responses_per_s",
+            q.responses_per_s.unwrap_or(20),
+            1,
+            1_000_000,
+            "",
+        )?;
+        let rrl = RrlSpec {
+            responses_per_s,
+            burst: in_range(
+                cx,
+                "dns.rrl.burst",
+                q.burst.unwrap_or(responses_per_s.saturating_mul(2)),
+                1,
+                10_000_000,
+                "",
+            )?,
+            slip: in_range(cx, "dns.rrl.slip", q.slip.unwrap_or(2), 0, 10, "")?,
+            ipv4_prefix: in_range(
+                cx,
+                "dns.rrl.ipv4_prefix",
+                q.ipv4_prefix.unwrap_or(24),
+                8,
+                32,
+                "",
+            )?,
+            ipv6_prefix: in_range(
+                cx,
+                "dns.rrl.ipv6_prefix",
+                q.ipv6_prefix.unwrap_or(56),
+                16,
+                128,
+                "",
+            )?,
+            max_tracked: in_range(
+                cx,
+                "dns.rrl.max_tracked",
+                q.max_tracked.unwrap_or(65_536),
+                1,
+                1 << 24,
+                "",
+            )?,
+        };
+        let rrl = q.enabled.unwrap_or(true).then_some(rrl);
 
         Ok(DnsSpec {
             listen,
@@ -2261,6 +2341,7 @@ impl RawDns {
             max_pending,
             nx_penalty,
             rate,
+            rrl,
             keys,
             register_listen,
             metrics,
@@ -2973,6 +3054,11 @@ mode = "multihoming"
         ))
         .unwrap();
         assert_eq!(m.metrics, Some("127.0.0.1:9798".parse().unwrap()));
+        let rrl = d.rrl.unwrap();
+        assert_eq!((rrl.responses_per_s, rrl.burst, rrl.slip), (20, 40, 2));
+        assert_eq!((rrl.ipv4_prefix, rrl.ipv6_prefix), (24, 56));
+        let off = pd(&DNS.replace("[dns]\n", "[dns]\nrrl = { enabled = false }\n")).unwrap();
+        assert_eq!(off.rrl, None);
     }
 
     #[test]
@@ -3112,6 +3198,28 @@ mode = "multihoming"
                 "[dns]\n",
                 "[dns]\nrate = { sessions_per_s = 0 }\n",
                 "dns.rate.sessions_per_s",
+            ),
+            (
+                "[dns]\n",
+                "[dns]\nrrl = { responses_per_s = 0 }\n",
+                "dns.rrl.responses_per_s",
+            ),
+            ("[dns]\n", "[dns]\nrrl = { burst = 0 }\n", "dns.rrl.burst"),
+            ("[dns]\n", "[dns]\nrrl = { slip = 11 }\n", "dns.rrl.slip"),
+            (
+                "[dns]\n",
+                "[dns]\nrrl = { ipv4_prefix = 33 }\n",
+                "dns.rrl.ipv4_prefix",
+            ),
+            (
+                "[dns]\n",
+                "[dns]\nrrl = { ipv6_prefix = 8 }\n",
+                "dns.rrl.ipv6_prefix",
+            ),
+            (
+                "[dns]\n",
+                "[dns]\nrrl = { max_tracked = 0 }\n",
+                "dns.rrl.max_tracked",
             ),
             (
                 "[dns]\n",

@@ -851,6 +851,55 @@ mod tests {
         assert_eq!(fake.applied.len(), 1);
     }
 
+    /// Sequence numbers (docs/protocol.md): out of order within the replay window is
+    /// accepted (here a retry, answered from the cache); a never-seen sequence below the
+    /// window, one outside the clock window either way, and an unknown key id are
+    /// refused, each counted by its reason.
+    #[test]
+    fn sequences_within_and_beyond_the_windows_are_counted_by_reason() {
+        let (mut svc, mut fake, c) = (service(), Fake::new(1), SetupCounters::default());
+        let s = Message::Setup(setup(1, "198.51.100.10/32", InitiatorKind::Initiator, B));
+        let at = |seq: u64| proto::seal(&s, &key(1), seq, dns());
+        let t = NOW + 1_000_000;
+        assert!(svc.handle(&at(t), dns(), t, &mut fake, &c).is_some());
+        // Reordered: earlier than the last one, within the window.
+        assert!(svc
+            .handle(&at(t - 900_000), dns(), t, &mut fake, &c)
+            .is_some());
+        assert_eq!(get(&c, "setup_retries_answered"), 1);
+        // 130 newer ones slide the 128-entry window past t - 500_000 ...
+        for i in 1..=130 {
+            assert!(
+                svc.handle(&at(t + i), dns(), t, &mut fake, &c).is_some(),
+                "{i}"
+            );
+        }
+        // ... which was never seen but is now beyond the window.
+        assert!(svc
+            .handle(&at(t - 500_000), dns(), t, &mut fake, &c)
+            .is_none());
+        assert_eq!(get(&c, "refused_replay"), 1);
+        // Outside the 30 s clock window, behind and ahead.
+        assert!(svc
+            .handle(&at(t - 31_000_000), dns(), t, &mut fake, &c)
+            .is_none());
+        assert!(svc
+            .handle(&at(t + 31_000_000), dns(), t, &mut fake, &c)
+            .is_none());
+        assert_eq!(get(&c, "refused_stale"), 2);
+        // Unknown key id.
+        let unknown = proto::seal(&s, &key(7), t + 200, dns());
+        assert!(svc.handle(&unknown, dns(), t, &mut fake, &c).is_none());
+        assert_eq!(get(&c, "refused_unknown_key"), 1);
+        assert_eq!(get(&c, "setup_received"), 132);
+        assert_eq!(
+            get(&c, "setup_accepted"),
+            1,
+            "one request, the rest retries"
+        );
+        assert_eq!(fake.applied.len(), 1);
+    }
+
     #[test]
     fn general_mode_enters_a_wait_state_and_ignores_setups_meanwhile() {
         let (mut svc, mut fake, c) = (service(), Fake::new(2), SetupCounters::default());

@@ -8,6 +8,8 @@
 //! port NAME rx_packets=N rx_bytes=N tx_packets=N tx_bytes=N
 //! drop REASON N            (only reasons with N > 0)
 //! event NAME N
+//! table NAME N             (entries in use, summed over lcores; at most one
+//!                           housekeeping round old)
 //! ```
 //!
 //! `status` ([`Snapshot::status_lines`]):
@@ -56,6 +58,8 @@ pub struct Totals {
     pub drops: [u64; DropReason::COUNT],
     /// Events by name.
     pub events: Vec<(&'static str, u64)>,
+    /// Table occupancy by name (gauges, summed).
+    pub tables: Vec<(&'static str, u64)>,
 }
 
 fn events_of(e: &EventCounters) -> [(&'static str, u64); 12] {
@@ -81,6 +85,7 @@ pub fn sum(cores: &[Arc<CoreCounters>], n_ports: usize) -> Totals {
         ports: vec![PortTotals::default(); n_ports],
         drops: [0; DropReason::COUNT],
         events: events_of(&EventCounters::default()).to_vec(),
+        tables: Table::ALL.iter().map(|t| (t.name(), 0)).collect(),
     };
     for c in cores {
         for (i, p) in t.ports.iter_mut().enumerate() {
@@ -96,6 +101,9 @@ pub fn sum(cores: &[Arc<CoreCounters>], n_ports: usize) -> Totals {
         }
         for (acc, (_, v)) in t.events.iter_mut().zip(events_of(&c.events)) {
             acc.1 += v;
+        }
+        for (acc, table) in t.tables.iter_mut().zip(Table::ALL) {
+            acc.1 += c.table(table);
         }
     }
     t
@@ -119,6 +127,9 @@ impl Totals {
         }
         for (name, v) in &self.events {
             out.push(format!("event {name} {v}"));
+        }
+        for (name, v) in &self.tables {
+            out.push(format!("table {name} {v}"));
         }
         out
     }

@@ -3,7 +3,9 @@
 # queried by dig (dnsutils). The stub binder sends no SETUP, so host A queries must end
 # in SERVFAIL after setup_timeout_ms; everything else is the zone's own answers: SOA/NS
 # with their TTL, glue, NODATA, empty non-terminals, NXDOMAIN, AXFR/IXFR refused, random
-# garbage on UDP and TCP survived, a name scanner silenced, counters printed at SIGTERM.
+# garbage on UDP and TCP survived, malformed queries answered FORMERR or not at all,
+# AXFR over UDP refused, a UDP flood from one /24 rate limited with slip (TC=1) while
+# another /24 is answered, a name scanner silenced, counters printed at SIGTERM.
 # (Answers with waypoint addresses and TTL 0 are checked by the in-process dig test in
 # control/src/dns/mod.rs, which has a binder that accepts.)
 set -uo pipefail
@@ -53,6 +55,11 @@ name = "b.home1"
 gateway_id = 1
 address = "192.168.1.10"
 services = ["tcp22"]
+
+[dns.rrl]
+responses_per_s = 20
+burst = 40
+slip = 2
 
 [dns.nx_penalty]
 threshold = 5
@@ -113,6 +120,29 @@ check "server alive after garbage" kill -0 "$pid"
 check_eq "still answers (UDP)" NOERROR "$(status_of +notcp aves.example. SOA)"
 check_eq "still answers (TCP)" NOERROR "$(status_of +tcp aves.example. SOA)"
 
+echo "== a UDP flood from one /24: response rate limiting with slip"
+for h in $(seq 1 10); do ip -n "$NS" addr add "10.9.1.$h/32" dev lo; done
+ip -n "$NS" addr add 10.9.2.1/32 dev lo
+ip -n "$NS" addr add 10.9.2.2/32 dev lo
+in_ns python3 "$here/dns_flood.py" 127.0.0.1 10.9.1.0 10.9.2.0 3 2000 > "$tmp/flood.out"
+cat "$tmp/flood.out" | tr '\n' ' '; echo
+fl() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/flood.out"; }
+sent=$(fl flood_sent); ans=$(fl flood_answered); tc=$(fl flood_tc); secs=$(( ($(fl elapsed_ms) + 999) / 1000 ))
+check_ge "the flood sent >= 5000 queries" 5000 "$sent"
+check_ge "the burst (40) was answered" 40 "$ans"
+check_ge "no more than burst + 20/s was answered" "$ans" "$((40 + 20 * secs))"
+limited=$((sent - ans))
+check_ge "about every 2nd limited query slipped (TC=1): at least 45%" "$((limited * 45 / 100))" "$tc"
+check_ge "... at most 55% (limited $limited)" "$tc" "$((limited * 55 / 100))"
+check_eq "the other /24 got every answer" "$(fl other_sent)" "$(fl other_answered)"
+check_eq "... none truncated" 0 "$(fl other_tc)"
+check_eq "a query cut in its question: FORMERR" 1 "$(fl cut_rcode)"
+check_eq "a 5-byte packet: no answer" 0 "$(fl tiny_answered)"
+check_eq "AXFR over UDP: REFUSED" 5 "$(fl axfr_udp_rcode)"
+check_eq "... with no records" 0 "$(fl axfr_udp_answers)"
+check_eq "a client of the limited /24 is answered afterwards (dig follows TC to TCP)" NOERROR \
+  "$(in_ns dig @127.0.0.1 -b 10.9.1.1 +time=2 +tries=1 +comments aves.example. SOA | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')"
+
 echo "== a name scanner is ignored (AVES §6.2)"
 for i in 1 2 3 4 5; do st=$(status_of "scan$i.aves.example." A); done
 check_eq "names that do not exist: NXDOMAIN" NXDOMAIN "$st"
@@ -128,4 +158,6 @@ check_eq "counted one ban" 1 "$(cnt bans)"
 check_ge "counted dropped queries of the banned" 1 "$(cnt drop_banned)"
 check_eq "counted SETUP timeouts" 2 "$(cnt servfail_timeout)"
 check_eq "no session answers with the stub" 0 "$(cnt answer_session)"
+check_eq "counted every slip" "$tc" "$(cnt rrl_slipped)"
+check_ge "counted the dropped (limited - slipped)" "$((limited - tc - limited / 50))" "$(cnt rrl_dropped)"
 summary dns-e2e

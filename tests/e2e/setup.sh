@@ -239,6 +239,21 @@ check_eq "refused_bad_length" 1 "$(control refused_bad_length)"
 check_eq "none of them was accepted" "$accepted0" "$(control setup_accepted)"
 if get "$A3" "$W" >/dev/null 2>&1; then fail "no binding was made for $A3"; else pass "no binding was made for $A3 (curl fails)"; fi
 
+echo "== sequence numbers: reordered within the replay window, beyond it, outside the clock window"
+A6=198.51.100.20
+expect "SETUP $A6 at $W for $B: ACCEPT" ACCEPT 0 --save "$tmp/s6.bin" "$A6" "$W" "$R" "$B"
+retries0=$(control setup_retries_answered); replay0=$(control refused_replay); stale0=$(control refused_stale)
+ip netns exec "${P}i" "$PY" "$here/control_seq.py" "$CTL" "$tmp/k1" "$tmp/s6.bin" 172.16.0.1 198.51.100.1 203.0.113.1 192.0.2.1 > "$tmp/seq.out" 2>&1
+cat "$tmp/seq.out" | tr '\n' ' '; echo
+sq() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/seq.out"; }
+check_eq "re-signed 1 s earlier (reordered, within the window): answered" answered "$(sq reordered)"
+check_eq "re-signed 40 s earlier (outside the 30 s clock window): no answer" none "$(sq stale)"
+check_eq "130 newer ones answered (they slide the 128-entry window)" 130 "$(sq fill_answered)"
+check_eq "a never-seen sequence now beyond the window: no answer" none "$(sq beyond)"
+check_eq "refused_stale counted once" $((stale0 + 1)) "$(control refused_stale)"
+check_eq "refused_replay counted once" $((replay0 + 1)) "$(control refused_replay)"
+check_eq "the reordered and newer ones were retries, answered from the cache" $((retries0 + 131)) "$(control setup_retries_answered)"
+
 echo "== delayed binding (§3.3.2): the initiator is unknown"
 # A4 has never sent to a waypoint address: no state, not rejected.
 expect "general-mode SETUP (the resolver 172.16.0.1) for $W3 -> $B: ACCEPT" ACCEPT 0 --kind resolver 172.16.0.1 "$W3" "$R" "$B"
@@ -281,7 +296,7 @@ check_eq "$A3 reaches B through $W5 (its rejection lifted by the binding)" "$pag
 
 echo "== counters"
 wctl stats | grep '^control ' | sed 's/^/     /'
-check_eq "setup_accepted (new requests; the retry was not one)" 9 "$(control setup_accepted)"
+check_eq "setup_accepted (new requests; the retries were not)" 10 "$(control setup_accepted)"
 wm "$tmp/wm3.txt"
 check "waypoint /metrics still passes promtool" promtool check metrics < "$tmp/wm3.txt"
 check_ge "metrics: claims counted (delayed binding)" 1 "$(awk '$1 == "aves_bindings_claimed_total" { print $2 }' "$tmp/wm3.txt")"

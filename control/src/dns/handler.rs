@@ -4,6 +4,7 @@
 //! | query | answer |
 //! |---|---|
 //! | from a banned querier (NXDOMAIN penalty) | none at all |
+//! | over UDP from a client network over its response rate (`[dns.rrl]`) | every `slip`-th: empty, TC=1 (retry over TCP); the others: none |
 //! | opcode other than QUERY | NOTIMP |
 //! | not exactly one question; ECS with address bits past its prefix (RFC 7871 §7.1.1) | FORMERR |
 //! | EDNS version > 0 | BADVERS (RFC 6891 §6.1.3) |
@@ -32,13 +33,22 @@
 //! a SETUP under load can exceed; each retransmission would otherwise bind one more
 //! address and, in general mode, put one more address in a wait state.
 //!
+//! Response rate limiting is applied to a query before any work on it (so a flood
+//! from one network causes no SETUPs beyond its rate either), and only to UDP: TCP
+//! needs a handshake, so its source is not spoofed, and it is where slipped clients go.
+//! Queries hickory cannot parse never reach the handler: it answers FORMERR itself
+//! when the 12-byte header parsed (an answer no larger than the query), nothing
+//! otherwise.
+//!
 //! Invariants: no panics on any input (only parsed fields are read; indexes are
 //! checked); the state lock is never held across an `.await`; the wait for a binder
 //! is bounded by `setup_timeout`, and so is a follower's wait for its leader; at most
 //! one SETUP per (identity, host) is in flight, and its `inflight` entry goes when it
 //! ends or its query is dropped.
 
-use super::limits::{NxPenalty, Pending, PendingGuard, TokenBuckets};
+use super::limits::{
+    NxPenalty, Pending, PendingGuard, ResponseRateLimit, RrlVerdict, TokenBuckets,
+};
 use super::zone::{Identity, Lookup, Waypoints, Zone};
 use super::{Binder, SetupOutcome, SetupRequest};
 use crate::config::DnsSpec;
@@ -48,6 +58,7 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use std::collections::HashMap;
@@ -173,6 +184,10 @@ pub struct DnsCounters {
     pub drop_banned: AtomicU64,
     /// Queriers banned.
     pub bans: AtomicU64,
+    /// UDP queries over their network's response rate answered empty with TC=1.
+    pub rrl_slipped: AtomicU64,
+    /// UDP queries over their network's response rate not answered.
+    pub rrl_dropped: AtomicU64,
 }
 
 impl DnsCounters {
@@ -202,6 +217,8 @@ impl DnsCounters {
             servfail_busy: AtomicU64::new(0),
             servfail_no_gateway: AtomicU64::new(0),
             sessions_coalesced: AtomicU64::new(0),
+            rrl_slipped: AtomicU64::new(0),
+            rrl_dropped: AtomicU64::new(0),
             drop_banned: AtomicU64::new(0),
             bans: AtomicU64::new(0),
         }
@@ -262,6 +279,8 @@ impl DnsCounters {
             ("sessions_coalesced", g(&self.sessions_coalesced)),
             ("drop_banned", g(&self.drop_banned)),
             ("bans", g(&self.bans)),
+            ("rrl_slipped", g(&self.rrl_slipped)),
+            ("rrl_dropped", g(&self.rrl_dropped)),
         ]
     }
 }
@@ -282,6 +301,8 @@ struct State {
     /// SETUPs in flight by (identity, host): at most `max_pending` (only a query holding
     /// a [`Pending`] slot adds one, and removes it when it ends or is dropped).
     inflight: HashMap<(Identity, usize), watch::Receiver<Outcome>>,
+    /// Response rate limiting per client network (`[dns.rrl]`); `None`: off.
+    rrl: Option<ResponseRateLimit>,
 }
 
 /// What a host A query does about its SETUP (decided under the state lock).
@@ -365,6 +386,7 @@ impl AvesDns {
             rate: TokenBuckets::new(spec.rate, zone.hosts().len(), now),
             waypoints: Waypoints::new(&spec.waypoints, spec.grant_memory, spec.general_wait),
             inflight: HashMap::new(),
+            rrl: spec.rrl.map(ResponseRateLimit::new),
         };
         let pending = Pending::new(spec.max_pending);
         AvesDns {
@@ -445,6 +467,31 @@ impl AvesDns {
             return None;
         }
         let mut metadata = Metadata::response_from_request(&request.metadata);
+        if request.protocol() == Protocol::Udp {
+            let verdict = self
+                .state()
+                .rrl
+                .as_mut()
+                .map_or(RrlVerdict::Answer, |r| r.check(querier, now));
+            match verdict {
+                RrlVerdict::Answer => {}
+                RrlVerdict::Drop => {
+                    bump(&self.counters.rrl_dropped);
+                    return None;
+                }
+                RrlVerdict::Slip => {
+                    bump(&self.counters.rrl_slipped);
+                    metadata.truncation = true;
+                    return Some(Answer {
+                        metadata,
+                        answers: Vec::new(),
+                        authorities: Vec::new(),
+                        additionals: Vec::new(),
+                        edns: None,
+                    });
+                }
+            }
+        }
         let ecs = client_subnet(request.edns.as_ref());
         let mut answer = Answer {
             metadata,
@@ -726,7 +773,6 @@ pub(crate) mod tests {
     use hickory_proto::rr::Name;
     use hickory_proto::serialize::binary::BinEncoder;
     use hickory_server::net::runtime::TokioTime;
-    use hickory_server::net::xfer::Protocol;
     use hickory_server::net::NetError;
     use hickory_server::zone_handler::MessageResponse;
     use std::future::Future;
@@ -1510,5 +1556,64 @@ ban_s = 600
         assert_eq!(u16::from(r.metadata.response_code), 16, "BADVERS");
         assert_eq!(r.edns.as_ref().unwrap().version(), 0);
         assert!(b.seen().is_empty());
+    }
+
+    /// A UDP flood from one /24: the burst is answered, then every 2nd query gets an
+    /// empty TC=1 answer and the rest nothing; no SETUP beyond the answered ones;
+    /// another /24 and TCP are answered throughout.
+    #[tokio::test]
+    async fn udp_flood_from_one_network_is_rate_limited_with_slip() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(
+            &SPEC.replace(
+                "[dns.nx_penalty]",
+                "[dns.rrl]\nresponses_per_s = 1\nburst = 5\nslip = 2\n[dns.nx_penalty]",
+            ),
+            b.clone(),
+        );
+        let m = query("aves.example.", RecordType::SOA);
+        let (mut answered, mut slipped, mut silent) = (0u64, 0u64, 0u64);
+        for i in 0..100u32 {
+            let src = format!("192.0.2.{}", 1 + i % 50);
+            match ask(&s, &src, &m).await {
+                Some(r) if r.metadata.truncation => {
+                    assert!(r.answers.is_empty() && r.authorities.is_empty());
+                    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+                    assert_eq!(r.queries.len(), 1, "the question is echoed");
+                    slipped += 1;
+                }
+                Some(r) => {
+                    assert_eq!(r.answers.len(), 1);
+                    answered += 1;
+                }
+                None => silent += 1,
+            }
+        }
+        // The test takes far less than a second: the burst and at most one more.
+        assert!((5..=6).contains(&answered), "{answered}");
+        assert!(slipped.abs_diff(silent) <= 1, "{slipped} vs {silent}");
+        let c = s.counters();
+        assert_eq!(c.rrl_slipped.load(Ordering::Relaxed), slipped);
+        assert_eq!(c.rrl_dropped.load(Ordering::Relaxed), silent);
+        // Host queries from the limited network cause no SETUP.
+        for _ in 0..10 {
+            let r = ask(&s, "192.0.2.9", &query(HOST, RecordType::A)).await;
+            assert!(r.is_none_or(|r| r.metadata.truncation));
+        }
+        assert!(b.seen().is_empty());
+        // Another /24: every query answered.
+        for i in 0..5 {
+            let r = ask(&s, &format!("192.0.3.{i}"), &m).await.unwrap();
+            assert!(!r.metadata.truncation);
+            assert_eq!(r.answers.len(), 1);
+        }
+        // TCP from the limited network: answered.
+        let src: SocketAddr = "192.0.2.1:5300".parse().unwrap();
+        let req = Request::from_bytes(m.to_vec().unwrap(), src, Protocol::Tcp).unwrap();
+        let cap = Capture::default();
+        s.handle_request::<_, TokioTime>(&req, cap.clone()).await;
+        let r = Message::from_vec(&cap.0.lock().unwrap().take().unwrap()).unwrap();
+        assert_eq!(r.answers.len(), 1);
+        assert!(!r.metadata.truncation);
     }
 }

@@ -1,5 +1,7 @@
 //! The DNS server's safeguards (AVES paper §6.2): the NXDOMAIN penalty that silences
-//! name scanners, the per-responder session rate, and the cap on SETUPs in flight.
+//! name scanners, the per-responder session rate, the cap on SETUPs in flight, and
+//! response rate limiting per client network with slip ([`ResponseRateLimit`], after
+//! BIND's RRL).
 //!
 //! Sans-IO: every method takes `now`, so tests run on virtual time.
 //!
@@ -7,15 +9,17 @@
 //! - Memory is bounded: [`NxPenalty`] tracks at most `max_tracked` queriers (when full,
 //!   expired entries are dropped first; queriers that still do not fit are not
 //!   counted, so a flood of sources cannot grow the table); [`TokenBuckets`] has one
-//!   bucket per configured responder, fixed at start.
+//!   bucket per configured responder, fixed at start; [`ResponseRateLimit`] tracks at
+//!   most `max_tracked` client networks, allocated at start (when full, the oldest
+//!   tracked network is forgotten, so a flood of sources cannot grow it either).
 //! - A ban lasts exactly `ban` from the NXDOMAIN that crossed the threshold; a querier
 //!   is banned only after more than `threshold` NXDOMAIN answers within one `window`.
 //! - [`Pending`] never counts more than its capacity; a [`PendingGuard`] gives its slot
 //!   back when dropped, whatever path the query took (answer, timeout, cancellation).
 
-use crate::config::{NxPenaltySpec, RateSpec};
-use std::collections::HashMap;
-use std::net::IpAddr;
+use crate::config::{NxPenaltySpec, RateSpec, RrlSpec};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,6 +154,138 @@ impl TokenBuckets {
         } else {
             false
         }
+    }
+}
+
+/// What to do with an answer to a UDP query under response rate limiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RrlVerdict {
+    /// Within the rate: send the answer.
+    Answer,
+    /// Over the rate, and this one slips: send an empty truncated answer (TC=1), so a
+    /// real client retries over TCP, which is not rate limited.
+    Slip,
+    /// Over the rate: send nothing.
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RrlEntry {
+    tokens: f64,
+    last: Instant,
+    /// Limited answers so far (for the slip count).
+    limited: u32,
+}
+
+/// Response rate limiting (after BIND's RRL): one token bucket per client network
+/// (IPv4 /`ipv4_prefix`, IPv6 /`ipv6_prefix`, of the packets' source) bounds the
+/// answers sent over UDP; over the rate, every `slip`-th answer goes out as an empty
+/// truncated answer and the others are dropped.
+///
+/// It blunts the server as a reflector (answers to spoofed sources are bounded per
+/// victim network) and bounds the work one network can cause. A real client behind a
+/// limited network loses at most a retry: the slipped TC answer sends it to TCP.
+/// The table holds at most `max_tracked` networks and never allocates after
+/// [`ResponseRateLimit::new`]; when full, the network tracked longest is forgotten (it
+/// starts again with a full bucket: with a table much larger than the number of
+/// networks that send at once, only a flood from more networks than that evicts an
+/// active one).
+#[derive(Debug)]
+pub struct ResponseRateLimit {
+    rate: f64,
+    burst: f64,
+    slip: u32,
+    v4_mask: u32,
+    v6_mask: u128,
+    max_tracked: usize,
+    table: HashMap<IpAddr, RrlEntry>,
+    /// Tracked networks, oldest first.
+    order: VecDeque<IpAddr>,
+}
+
+impl ResponseRateLimit {
+    /// An empty table for `spec` (its memory is allocated here, all of it).
+    pub fn new(spec: RrlSpec) -> Self {
+        let mask = |bits: u8, width: u32| -> u128 {
+            let bits = u32::from(bits).min(width);
+            if bits == 0 {
+                0
+            } else {
+                (u128::MAX << (128 - bits)) >> (128 - width)
+            }
+        };
+        ResponseRateLimit {
+            rate: f64::from(spec.responses_per_s),
+            burst: f64::from(spec.burst),
+            slip: spec.slip,
+            v4_mask: mask(spec.ipv4_prefix, 32) as u32,
+            v6_mask: mask(spec.ipv6_prefix, 128),
+            max_tracked: spec.max_tracked,
+            table: HashMap::with_capacity(spec.max_tracked),
+            order: VecDeque::with_capacity(spec.max_tracked),
+        }
+    }
+
+    /// The network `client` is counted in (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn network(&self, client: IpAddr) -> IpAddr {
+        let v4 = match client {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(a) => a.to_ipv4_mapped(),
+        };
+        match (v4, client) {
+            (Some(a), _) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & self.v4_mask)),
+            (None, IpAddr::V6(a)) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & self.v6_mask)),
+            (None, IpAddr::V4(a)) => IpAddr::V4(a),
+        }
+    }
+
+    /// Counts one answer to `client` at `now` and says what to do with it.
+    pub fn check(&mut self, client: IpAddr, now: Instant) -> RrlVerdict {
+        let net = self.network(client);
+        if !self.table.contains_key(&net) {
+            if self.table.len() >= self.max_tracked {
+                if let Some(old) = self.order.pop_front() {
+                    self.table.remove(&old);
+                }
+            }
+            if self.table.len() >= self.max_tracked {
+                // max_tracked is at least 1 (config), so this is not reached; answer
+                // rather than grow.
+                return RrlVerdict::Answer;
+            }
+            self.order.push_back(net);
+            self.table.insert(
+                net,
+                RrlEntry {
+                    tokens: self.burst,
+                    last: now,
+                    limited: 0,
+                },
+            );
+        }
+        let (rate, burst, slip) = (self.rate, self.burst, self.slip);
+        let Some(e) = self.table.get_mut(&net) else {
+            return RrlVerdict::Answer;
+        };
+        let elapsed = now.saturating_duration_since(e.last).as_secs_f64();
+        e.tokens = (e.tokens + elapsed * rate).min(burst);
+        e.last = now.max(e.last);
+        if e.tokens >= 1.0 {
+            e.tokens -= 1.0;
+            return RrlVerdict::Answer;
+        }
+        e.limited = e.limited.wrapping_add(1);
+        if slip > 0 && e.limited % slip == 0 {
+            RrlVerdict::Slip
+        } else {
+            RrlVerdict::Drop
+        }
+    }
+
+    /// Networks tracked now.
+    #[cfg(test)]
+    pub fn tracked(&self) -> usize {
+        self.table.len()
     }
 }
 
@@ -309,6 +445,110 @@ mod tests {
         }
         assert!(!b.take(0, later));
         assert!(!b.take(7, later), "unknown responder index");
+    }
+
+    fn rrl(rate: u32, burst: u32, slip: u32, max: usize) -> ResponseRateLimit {
+        ResponseRateLimit::new(RrlSpec {
+            responses_per_s: rate,
+            burst,
+            slip,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            max_tracked: max,
+        })
+    }
+
+    #[test]
+    fn rrl_limits_a_network_and_slips_every_nth() {
+        let t0 = Instant::now();
+        let mut r = rrl(10, 20, 2, 100);
+        let ip = |h: u8| IpAddr::from([192, 0, 2, h]);
+        let (mut answered, mut slipped, mut dropped) = (0u32, 0u32, 0u32);
+        // 1000 answers within one second from ten addresses of 192.0.2.0/24.
+        for i in 0..1000u32 {
+            let now = t0 + Duration::from_micros(u64::from(i) * 1000);
+            match r.check(ip((i % 10) as u8), now) {
+                RrlVerdict::Answer => answered += 1,
+                RrlVerdict::Slip => slipped += 1,
+                RrlVerdict::Drop => dropped += 1,
+            }
+        }
+        // The burst (20) and ~10/s over one second; half the rest slips.
+        assert!((29..=31).contains(&answered), "{answered}");
+        assert_eq!(slipped + dropped, 1000 - answered);
+        assert!(slipped.abs_diff(dropped) <= 1, "{slipped} {dropped}");
+        assert_eq!(r.tracked(), 1, "one /24");
+        // Another /24 is not affected.
+        assert_eq!(
+            r.check(IpAddr::from([192, 0, 3, 1]), t0 + secs(1)),
+            RrlVerdict::Answer
+        );
+        // The limited network recovers at the rate.
+        let later = t0 + secs(10);
+        for _ in 0..20 {
+            assert_eq!(r.check(ip(1), later), RrlVerdict::Answer);
+        }
+        assert_ne!(r.check(ip(1), later), RrlVerdict::Answer);
+    }
+
+    #[test]
+    fn rrl_slip_0_drops_all_and_slip_1_slips_all() {
+        let t0 = Instant::now();
+        let a = IpAddr::from([198, 51, 100, 7]);
+        for (slip, want) in [(0, RrlVerdict::Drop), (1, RrlVerdict::Slip)] {
+            let mut r = rrl(1, 1, slip, 10);
+            assert_eq!(r.check(a, t0), RrlVerdict::Answer);
+            for _ in 0..10 {
+                assert_eq!(r.check(a, t0), want, "slip {slip}");
+            }
+        }
+    }
+
+    #[test]
+    fn rrl_networks_by_prefix() {
+        let r = rrl(1, 1, 2, 10);
+        let n = |s: &str| r.network(s.parse().unwrap()).to_string();
+        assert_eq!(n("192.0.2.200"), "192.0.2.0");
+        assert_eq!(n("::ffff:192.0.2.200"), "192.0.2.0");
+        assert_eq!(n("2001:db8:1:2ff:1::9"), "2001:db8:1:200::");
+        let r = ResponseRateLimit::new(RrlSpec {
+            responses_per_s: 1,
+            burst: 1,
+            slip: 2,
+            ipv4_prefix: 32,
+            ipv6_prefix: 128,
+            max_tracked: 1,
+        });
+        assert_eq!(
+            r.network("192.0.2.200".parse().unwrap()).to_string(),
+            "192.0.2.200"
+        );
+        assert_eq!(
+            r.network("2001:db8::9".parse().unwrap()).to_string(),
+            "2001:db8::9"
+        );
+    }
+
+    #[test]
+    fn rrl_table_is_bounded_and_forgets_the_oldest() {
+        let t0 = Instant::now();
+        let mut r = rrl(1, 1, 0, 4);
+        let net = |i: u32| IpAddr::V4(Ipv4Addr::from((10 << 24) | (i << 8) | 1));
+        // Network 0 spends its bucket.
+        assert_eq!(r.check(net(0), t0), RrlVerdict::Answer);
+        assert_eq!(r.check(net(0), t0), RrlVerdict::Drop);
+        let cap = r.table.capacity();
+        // A flood from 10,000 networks: the table stays at 4 and never reallocates.
+        for i in 1..10_000 {
+            assert_eq!(r.check(net(i), t0), RrlVerdict::Answer, "{i}: first answer");
+            assert!(r.tracked() <= 4);
+        }
+        assert_eq!(r.table.capacity(), cap);
+        assert_eq!(r.order.len(), 4);
+        // Network 0 was evicted long ago: a full bucket again.
+        assert_eq!(r.check(net(0), t0), RrlVerdict::Answer);
+        // The newest networks are still tracked (and limited).
+        assert_eq!(r.check(net(9_999), t0), RrlVerdict::Drop);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use prometheus::{Encoder, Gauge, Registry};
 
 /// What each `DnsCounters::snapshot` name is exported as: `kind` of
 /// `aves_dns_answers_total`, or its own counter.
-const KINDS: [(&str, &str); 14] = [
+const KINDS: [(&str, &str); 16] = [
     ("answer_session", "session"),
     ("answer_zone", "zone"),
     ("answer_nodata", "nodata"),
@@ -32,6 +32,8 @@ const KINDS: [(&str, &str); 14] = [
     ("servfail_busy", "servfail_busy"),
     ("servfail_no_gateway", "servfail_no_gateway"),
     ("drop_banned", "dropped_banned"),
+    ("rrl_slipped", "rrl_slipped"),
+    ("rrl_dropped", "rrl_dropped"),
 ];
 
 /// The registration side (AVES §5.3) a scrape adds: the zone's gateways (is each one's

@@ -1659,3 +1659,64 @@ fn binding_lifecycle_is_counted_and_reported() {
     assert_eq!(c.table(Table::Routes), 3, "two connected, one default");
     assert_eq!(c.table(Table::Neighbours), 3);
 }
+
+// ---- Table exhaustion (hostile-input issue): the connection table is full.
+
+/// A SYN flood through a bound waypoint address (the waypoint tracks TCP connections;
+/// UDP and ICMP ride on the binding alone): once the connection table is full, no new
+/// entry is made and each refused one is counted (`flow_table_full`); the packet itself
+/// still goes through on the binding, untracked (so the count is of entries refused,
+/// not of packets dropped: see docs/reliability.md). Connections already open keep
+/// their entries and flow, the table stays at its capacity, and once the timers have
+/// run out the slots are reclaimed.
+#[test]
+fn connection_table_exhaustion_refuses_new_connections_and_keeps_old_ones() {
+    let mut w = waypoint();
+    bind(
+        &mut w,
+        Binding {
+            pinned: true,
+            ..binding(A, W, B)
+        },
+        0,
+    );
+    let syn = |sport: u16| frame(&tcp_to(W, sport, 22, tcp::flags::SYN));
+    let ack = |sport: u16| frame(&tcp_to(W, sport, 22, tcp::flags::ACK));
+    for i in 0..64 {
+        let (io, c) = run(&mut w, &syn(1000 + i), SECOND_NS);
+        assert_eq!(io.forwarded.len(), 1, "connection {i} fits");
+        assert_eq!(c.drops_of(DropReason::FlowTableFull), 0);
+    }
+    let mut refused = 0;
+    for i in 0..1000 {
+        let (io, c) = run(&mut w, &syn(20_000 + i), 2 * SECOND_NS);
+        assert_eq!(io.forwarded.len(), 1, "untracked, on the binding");
+        refused += c.drops_of(DropReason::FlowTableFull);
+    }
+    assert_eq!(refused, 1000, "every refused entry is counted");
+    let occupancy = |w: &mut Waypoint, now: u64| {
+        let c = CoreCounters::default();
+        Role::<VecBuf>::tick(w, now, &c, &mut RecordingIo::default());
+        Role::<VecBuf>::report(w, &c);
+        c.table(Table::Connections)
+    };
+    assert_eq!(occupancy(&mut w, 2 * SECOND_NS), 64, "bounded");
+    // The open ones are unaffected.
+    for i in 0..64 {
+        assert_eq!(
+            run(&mut w, &ack(1000 + i), 3 * SECOND_NS).0.forwarded.len(),
+            1
+        );
+    }
+    // After the longest TCP timer the entries are reclaimed: 64 new ones fit again.
+    let later = 3 * SECOND_NS + 24 * 60 * MINUTE_NS;
+    tick(&mut w, later);
+    for i in 0..64 {
+        let (io, _) = run(&mut w, &syn(40_000 + i), later);
+        assert_eq!(io.forwarded.len(), 1, "reclaimed slot {i}");
+    }
+    assert_eq!(occupancy(&mut w, later), 64);
+    let (_, c) = run(&mut w, &syn(50_000), later);
+    assert_eq!(c.drops_of(DropReason::FlowTableFull), 1, "full again");
+    println!("waypoint connection table (64 entries): 1000 SYNs refused an entry and counted, table held at 64, 64 open connections kept flowing, all 64 slots reclaimed after the TCP timer");
+}
