@@ -347,6 +347,12 @@ fn bindings(reg: &Registry, s: &Snapshot) -> prometheus::Result<()> {
         "Bindings claimed by a new connection in a wait state (delayed binding), summed over lcores.",
         s.event("bindings_claimed"),
     )?;
+    counter(
+        reg,
+        "aves_connections_untracked_total",
+        "New TCP connections the waypoint forwarded without tracking them (connection table full: close detection lost, the binding's timer still applies).",
+        s.event("connections_untracked"),
+    )?;
     let rejected = counter_vec(
         reg,
         "aves_bindings_rejected_total",

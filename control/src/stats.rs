@@ -62,7 +62,7 @@ pub struct Totals {
     pub tables: Vec<(&'static str, u64)>,
 }
 
-fn events_of(e: &EventCounters) -> [(&'static str, u64); 12] {
+fn events_of(e: &EventCounters) -> [(&'static str, u64); 13] {
     [
         ("handed_off", e.handed_off.get()),
         ("fragments_made", e.fragments_made.get()),
@@ -76,6 +76,7 @@ fn events_of(e: &EventCounters) -> [(&'static str, u64); 12] {
         ("busy_polls", e.busy_polls.get()),
         ("idle_polls", e.idle_polls.get()),
         ("bindings_claimed", e.bindings_claimed.get()),
+        ("connections_untracked", e.connections_untracked.get()),
     ]
 }
 

@@ -455,6 +455,10 @@ pub struct EventCounters {
     pub idle_polls: Counter,
     /// Waypoint bindings claimed by a new connection in a wait state (delayed binding).
     pub bindings_claimed: Counter,
+    /// Waypoint: new TCP connections not tracked because the connection table was
+    /// full. Not a drop: the packet goes through on its binding; what is lost is close
+    /// detection (the binding then lives by its timer).
+    pub connections_untracked: Counter,
 }
 
 /// All counters of one lcore.

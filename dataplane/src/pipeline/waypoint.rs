@@ -682,7 +682,9 @@ impl<B: PacketBuf> Waypoint<B> {
                     }
                     tcp_state = Some(st);
                 } else {
-                    counters.count_drop(DropReason::FlowTableFull);
+                    // Not a drop: the packet goes on, untracked (its binding's timer
+                    // still ends it).
+                    counters.events.connections_untracked.inc();
                 }
             }
             if closed {
