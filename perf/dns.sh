@@ -28,7 +28,7 @@
 # timers) for the run's duration.
 #
 # Usage: sudo perf/dns.sh [--quick]    (AVES_BIN, AVES_NS_PREFIX (avq), CLIENTS (8),
-#        NHOSTS (1500), OUTSTANDING per client (16), LIGHT_QPS per client (50),
+#        NHOSTS (2000), OUTSTANDING per client (16), LIGHT_QPS per client (50),
 #        LIGHT_S (5), CTL_CPU (0), LOAD_CPU (1))
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,7 +39,7 @@ AVES=${AVES_BIN:-$root/target/release/aves}
 [ -x "$AVES" ] || { echo "perf/dns.sh: $AVES not built (cargo build --release -p aves)" >&2; exit 1; }
 P=${AVES_NS_PREFIX:-avq}
 CLIENTS=${CLIENTS:-8}
-NHOSTS=${NHOSTS:-1500}
+NHOSTS=${NHOSTS:-2000}
 OUTSTANDING=${OUTSTANDING:-16}
 CTL_CPU=${CTL_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}

@@ -923,6 +923,9 @@ fn apply_collect(
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut outcomes = Vec::new();
+    // Short pauses first: an lcore that polls answers within microseconds, and every
+    // SETUP waits here (perf/dns.sh); then back off to 200 µs.
+    let mut pause = Duration::from_micros(10);
     while !waiting.is_empty() && Instant::now() < deadline {
         for link in links.iter_mut() {
             while let Some(env) = link.acks.recv() {
@@ -936,7 +939,8 @@ fn apply_collect(
             }
         }
         if !waiting.is_empty() {
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_micros(200));
         }
     }
     if !waiting.is_empty() {
