@@ -205,13 +205,15 @@ run() {
   local acc0 w0 dd0 t0 t1 i
   acc0=$(counter setup_accepted); w0=$(wctl_ticks); dd0=$(ticks "$D")
   t0=$(date +%s%N)
+  local pids=()
   for i in $(seq 0 $((CLIENTS - 1))); do
     ip netns exec "${P}c" taskset -c "$LOAD_CPU" dnsperf -s "$server" -a "198.18.$subnet.$((base + i))" \
       -d "$tmp/names.txt" -n 1 -t 5 -v "$@" > "$out/$i.txt" 2>&1 &
+    pids+=($!)
   done
-  wait $(jobs -p | grep -v -x -e "$w_pid" -e "$d_pid") 2>/dev/null
+  wait "${pids[@]}"
   t1=$(date +%s%N)
-  local wt dt sessions acc
+  local wt dt acc
   wt=$(( $(wctl_ticks) - w0 )); dt=$(( $(ticks "$D") - dd0 ))
   acc=$(( $(counter setup_accepted) - acc0 ))
   [ "$name" = co-located ] && dt=0
