@@ -245,4 +245,8 @@ run co-located 198.18.0.254 0 60 light -q "$OUTSTANDING" -Q "$LIGHT_QPS" -l "$LI
 run udp 198.18.1.254 1 60 light -q "$OUTSTANDING" -Q "$LIGHT_QPS" -l "$LIGHT_S"
 echo "(full: $OUTSTANDING queries outstanding per initiator, $((CLIENTS * OUTSTANDING)) in all, as fast as answered;"
 echo " light: at most $LIGHT_QPS queries/s per initiator, $((CLIENTS * LIGHT_QPS))/s in all, for $LIGHT_S s)"
-echo "waypoint SETUP counters: setup_local $(counter setup_local), setup_received $(counter setup_received), accepted $(counter setup_accepted), rejected (conflict) $(counter setup_rejected_conflict), ignored $(counter setup_ignored_waiting)"
+echo "waypoint SETUP service, non-zero counters:"
+"$AVES" ctl --socket "$tmp/w.sock" stats | awk '$1 == "control" && $3 != 0 { printf "  %s %s\n", $2, $3 }'
+echo "aves dns (udp), non-zero counters:"
+kill -INT "$d_pid"; wait "$d_pid"; d_pid=
+awk '$1 == "dns" && $3 != 0 { printf "  %s %s\n", $2, $3 }' "$tmp/d.out"
