@@ -13,8 +13,9 @@ pkgs=(
   # container image test (scripts/container-test.sh): podman without a daemon, a local
   # base image, hadolint from PyPI in a venv; systemd-analyze checks deploy/aves.service
   podman buildah runc debootstrap python3-venv systemd shellcheck
-  # the DNS server's tests: dig; a real recursive resolver in front of it (resolver.sh)
-  dnsutils unbound
+  # the DNS server's tests: dig; a real recursive resolver in front of it (resolver.sh);
+  # dnsperf for the control-plane benchmark (perf/dns.sh)
+  dnsutils unbound dnsperf
   # metrics e2e: a real Prometheus server and promtool (same package)
   prometheus
   # perf/pktgen/test.sh: the pktgen scripts run under Lua 5.3 against a mock pktgen

@@ -54,6 +54,8 @@ echo "== tests/e2e/setup.sh (control protocol: SETUP to a running waypoint, dela
 AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
 echo "== tests/e2e/setup.sh (waypoint on two lcores: claims and rejections relayed between them)"
 AVES_W_LCORES=0,1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/setup.sh || status=1
+echo "== tests/e2e/colocated.sh (the DNS server inside aves run with the waypoint: SETUPs in-process; ~8 s)"
+AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/colocated.sh || status=1
 echo "== tests/e2e/resolver.sh (aves dns behind unbound: general mode, ECS, 20 initiators at once; ~25 s)"
 AVES_W_LCORES=1 AVES_R_LCORES=1 AVES_E2E_PORTS=af_packet bash tests/e2e/resolver.sh || status=1
 echo "== tests/e2e/register.sh (gateway REGISTER; its public address changes at run time; gateway on two lcores)"

@@ -1305,7 +1305,15 @@ impl RawConfig {
 
         let dns = match self.dns {
             None => None,
-            Some(d) => Some(d.validate(&cx)?),
+            Some(d) => {
+                // On a waypoint, [dns] is a DNS server co-located with it (`aves run`).
+                let colocated = (engine.role == Role::Waypoint).then(|| Colocated {
+                    pools: ports.iter().flat_map(|p| p.pools.clone()).collect(),
+                    listen: listen.map(std::net::SocketAddr::V4),
+                    metrics,
+                });
+                Some(d.validate(&cx, colocated.as_ref())?)
+            }
         };
 
         Ok(Config {
@@ -1583,8 +1591,10 @@ pub struct NsSpec {
 /// `[[dns.waypoint]]`: a waypoint the server may hand out, and where to send SETUPs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsWaypointSpec {
-    /// The waypoint's control address (SETUP/ACCEPT/REJECT).
-    pub control: std::net::SocketAddr,
+    /// The waypoint's control address (SETUP/ACCEPT/REJECT over UDP); `None`: the
+    /// waypoint this DNS server is co-located with (`[dns]` in its config), reached
+    /// in-process.
+    pub control: Option<std::net::SocketAddr>,
     /// Its waypoint addresses (the pools it answers for).
     pub addresses: Vec<Ipv4Range>,
 }
@@ -1716,7 +1726,7 @@ impl DnsSpec {
         self.waypoints
             .iter()
             .find(|p| p.addresses.iter().any(|r| r.contains(w)))
-            .map(|p| p.control)
+            .and_then(|p| p.control)
     }
 }
 
@@ -1773,7 +1783,7 @@ struct RawNs {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDnsWaypoint {
-    control: String,
+    control: Option<String>,
     addresses: Vec<String>,
 }
 
@@ -1823,6 +1833,11 @@ struct RawRrl {
 struct RawRate {
     sessions_per_s: Option<u32>,
     burst: Option<u32>,
+}
+
+/// An optional address for an error message.
+fn listen_text(a: Option<std::net::SocketAddr>) -> String {
+    a.map_or_else(|| "not set".to_string(), |a| a.to_string())
 }
 
 /// Most waypoint addresses one DNS server hands out.
@@ -1886,8 +1901,21 @@ fn in_range<T: PartialOrd + fmt::Display + Copy>(
     }
 }
 
+/// What `[dns]` in a waypoint's config must agree with: the DNS server runs inside
+/// `aves run` with this waypoint and hands out only its addresses.
+struct Colocated {
+    /// The waypoint's pools (every port's).
+    pools: Vec<Ipv4Range>,
+    /// `[control] listen`: the waypoint's SETUP service over UDP, if any.
+    listen: Option<std::net::SocketAddr>,
+    /// `[control] metrics`.
+    metrics: Option<std::net::SocketAddr>,
+}
+
 impl RawDns {
-    fn validate(self, cx: &Ctx<'_>) -> Result<DnsSpec, ConfigError> {
+    /// Checks every value; `colocated`: the waypoint this DNS server runs with, when
+    /// `[dns]` is in a waypoint's config.
+    fn validate(self, cx: &Ctx<'_>, colocated: Option<&Colocated>) -> Result<DnsSpec, ConfigError> {
         use std::time::Duration;
         let keys = parse_keys(
             cx,
@@ -1923,6 +1951,23 @@ impl RawDns {
                 )
             })?),
         };
+        if let Some(c) = colocated {
+            if c.listen == Some(listen) {
+                return Err(cx.err(
+                    "dns.listen",
+                    format!("{listen} is also control.listen (the SETUP service's UDP socket); use another port"),
+                ));
+            }
+            if metrics.is_some() && c.metrics == metrics {
+                return Err(cx.err(
+                    "dns.metrics",
+                    format!(
+                        "{} is also control.metrics (the waypoint's /metrics); use another port",
+                        listen_text(metrics)
+                    ),
+                ));
+            }
+        }
         let zone = dns_name(cx, "dns.zone", &self.zone, None)?;
         let ttl = in_range(cx, "dns.ttl", self.ttl.unwrap_or(3600), 1, 604_800, " s")?;
 
@@ -2033,18 +2078,40 @@ impl RawDns {
         let mut total: u64 = 0;
         for (i, w) in self.waypoints.iter().enumerate() {
             let key = |f: &str| format!("dns.waypoint[{i}].{f}");
-            let control: std::net::SocketAddr = w.control.parse().map_err(|_| {
-                cx.err(
-                    key("control"),
-                    format!(
-                        "`{}` is not an address and port (expected e.g. \"192.0.2.1:4500\")",
-                        w.control
-                    ),
-                )
-            })?;
-            if control.port() == 0 {
-                return Err(cx.err(key("control"), "port 0 (expected 1..=65535)"));
-            }
+            let control = match &w.control {
+                None if colocated.is_some() => None,
+                None => {
+                    return Err(cx.err(
+                        key("control"),
+                        "missing (expected the waypoint's SETUP address, its control.listen, e.g. \"192.0.2.1:4798\")",
+                    ))
+                }
+                Some(text) => {
+                    let control: std::net::SocketAddr = text.parse().map_err(|_| {
+                        cx.err(
+                            key("control"),
+                            format!(
+                                "`{text}` is not an address and port (expected e.g. \"192.0.2.1:4500\")"
+                            ),
+                        )
+                    })?;
+                    if control.port() == 0 {
+                        return Err(cx.err(key("control"), "port 0 (expected 1..=65535)"));
+                    }
+                    if let Some(c) = colocated {
+                        if c.listen != Some(control) {
+                            return Err(cx.err(
+                                key("control"),
+                                format!(
+                                    "{control} is not this waypoint (its control.listen is {}): a DNS server in a waypoint's config runs with that waypoint and hands out only its addresses; leave control out, or run a separate `aves dns` for other waypoints",
+                                    listen_text(c.listen)
+                                ),
+                            ));
+                        }
+                    }
+                    Some(control)
+                }
+            };
             if w.addresses.is_empty() {
                 return Err(cx.err(
                     key("addresses"),
@@ -2069,10 +2136,35 @@ impl RawDns {
                 {
                     return Err(cx.err(k, format!("`{a}` overlaps addresses given before")));
                 }
+                if let Some(c) = colocated {
+                    if !c
+                        .pools
+                        .iter()
+                        .any(|p| p.contains(r.first) && p.contains(r.last))
+                    {
+                        return Err(cx.err(
+                            k,
+                            format!(
+                                "`{a}` is not in this waypoint's pools ({}): a DNS server in a waypoint's config hands out only its addresses",
+                                c.pools.iter().map(|p| format!("{}-{}", p.first, p.last)).collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                }
                 total += r.count();
                 addresses.push(r);
             }
             waypoints.push(DnsWaypointSpec { control, addresses });
+        }
+        if let (Some(c), true) = (colocated, waypoints.is_empty()) {
+            // Co-located and no [[dns.waypoint]]: every address of this waypoint.
+            total = c.pools.iter().map(Ipv4Range::count).sum();
+            if !c.pools.is_empty() {
+                waypoints.push(DnsWaypointSpec {
+                    control: None,
+                    addresses: c.pools.clone(),
+                });
+            }
         }
         if total > MAX_DNS_WAYPOINT_ADDRESSES {
             return Err(cx.err(
@@ -2369,10 +2461,23 @@ pub fn parse_dns(path: &Path, text: &str) -> Result<DnsSpec, ConfigError> {
     })?;
     let cx = Ctx { file: path };
     if raw.engine.is_some() {
-        return raw
+        let given = raw.dns.as_ref().map_or(0, |d| d.waypoints.len());
+        let dns = raw
             .validate(path)?
             .dns
-            .ok_or_else(|| cx.err("dns", "missing (expected a [dns] section)"));
+            .ok_or_else(|| cx.err("dns", "missing (expected a [dns] section)"))?;
+        if let Some(i) = dns.waypoints.iter().position(|w| w.control.is_none()) {
+            let key = if given == 0 {
+                "dns.waypoint".to_string()
+            } else {
+                format!("dns.waypoint[{i}].control")
+            };
+            return Err(cx.err(
+                key,
+                "no control address: this [dns] is co-located with the waypoint and reaches it in-process; run it with `aves run`, or give `aves dns` a [[dns.waypoint]] with control = the waypoint's control.listen",
+            ));
+        }
+        return Ok(dns);
     }
     let engine_only = [
         ("port", !raw.ports.is_empty()),
@@ -2389,7 +2494,7 @@ pub fn parse_dns(path: &Path, text: &str) -> Result<DnsSpec, ConfigError> {
         ));
     }
     match raw.dns {
-        Some(d) => d.validate(&cx),
+        Some(d) => d.validate(&cx, None),
         None => Err(cx.err("dns", "missing (expected a [dns] section)")),
     }
 }
@@ -2647,6 +2752,7 @@ mac = "02:00:00:00:00:02"
         for e in std::fs::read_dir(&dir).unwrap() {
             let path = e.unwrap().path();
             if path.extension().and_then(|x| x.to_str()) == Some("toml") {
+                // waypoint-dns.toml is for `aves run` (co-located); dns.toml for `aves dns`.
                 if path.file_name().and_then(|x| x.to_str()) == Some("dns.toml") {
                     load_dns(&path).unwrap_or_else(|e| panic!("{e}"));
                 } else {
@@ -3077,6 +3183,74 @@ mode = "multihoming"
         .unwrap_err();
         assert_eq!(e.key, "port");
         assert_eq!(pd("").unwrap_err().key, "dns");
+    }
+
+    /// `[dns]` in a waypoint's config: the co-located DNS server (decision 0012).
+    #[test]
+    fn dns_co_located_with_a_waypoint() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let text = std::fs::read_to_string(dir.join("waypoint-dns.toml")).unwrap();
+        let c = p(&text).unwrap();
+        let d = c.dns.as_ref().unwrap();
+        // No [[dns.waypoint]]: this waypoint's pools, reached in-process.
+        assert_eq!(d.waypoints.len(), 1);
+        assert_eq!(d.waypoints[0].control, None);
+        assert_eq!(
+            d.waypoints[0].addresses,
+            vec!["203.0.113.100-203.0.113.115".parse().unwrap()]
+        );
+        // `aves dns` cannot serve it: it has no way to the waypoint but in-process.
+        assert_eq!(pd(&text).unwrap_err().key, "dns.waypoint");
+        // A [[dns.waypoint]] with part of the pool, no control: fine.
+        let part = text.replace(
+            "[[dns.gateway]]",
+            "[[dns.waypoint]]\naddresses = [\"203.0.113.108-203.0.113.115\"]\n\n[[dns.gateway]]",
+        );
+        let d = p(&part).unwrap().dns.unwrap();
+        assert_eq!(d.waypoints[0].control, None);
+        assert_eq!(
+            d.waypoints[0].addresses[0].first,
+            Ipv4Addr::new(203, 0, 113, 108)
+        );
+        // Addresses outside the pools are another waypoint's.
+        let e = p(&part.replace("203.0.113.108-203.0.113.115", "203.0.113.110-203.0.113.120"))
+            .unwrap_err();
+        assert_eq!(e.key, "dns.waypoint[0].addresses[0]", "{e}");
+        assert!(e.message.contains("not in this waypoint's pools"), "{e}");
+        // A control address is another waypoint's unless it is this one's listen.
+        let other = part.replace(
+            "[[dns.waypoint]]\n",
+            "[[dns.waypoint]]\ncontrol = \"172.16.0.9:4798\"\n",
+        );
+        let e = p(&other).unwrap_err();
+        assert_eq!(e.key, "dns.waypoint[0].control", "{e}");
+        assert!(e.message.contains("not this waypoint"), "{e}");
+        let listening = other.replace(
+            "socket = \"/run/aves/waypoint-dns.sock\"",
+            "socket = \"/run/aves/waypoint-dns.sock\"\nlisten = \"172.16.0.9:4798\"\nmetrics = \"172.16.0.2:9797\"\n\n[[control.key]]\nid = 1\nsecret = \"00112233445566778899aabbccddeeff\"\n",
+        );
+        let c = p(&listening).unwrap();
+        let d = c.dns.as_ref().unwrap();
+        assert_eq!(
+            d.waypoints[0].control,
+            c.control.listen.map(std::net::SocketAddr::V4)
+        );
+        // With a control address `aves dns` could serve it too.
+        assert!(pd(&listening).is_ok());
+        // The DNS server and the SETUP service cannot share a socket, nor the two
+        // metrics servers one.
+        let e = p(&listening.replace("listen = \"172.16.0.2:53\"", "listen = \"172.16.0.9:4798\""))
+            .unwrap_err();
+        assert_eq!(e.key, "dns.listen", "{e}");
+        let e = p(&listening.replace(
+            "# metrics = \"172.16.0.2:9798\"",
+            "metrics = \"172.16.0.2:9797\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "dns.metrics", "{e}");
+        // Elsewhere (not co-located) a [[dns.waypoint]] needs its control address.
+        let e = pd(&DNS.replace("control = \"192.0.2.10:4500\"\n", "")).unwrap_err();
+        assert_eq!(e.key, "dns.waypoint[0].control", "{e}");
     }
 
     /// Each bad `[dns]` value is reported with its key.

@@ -319,6 +319,21 @@ fn run_workers<R: RoleTrait<Mbuf> + Send + 'static>(
         _ => None,
     };
 
+    // A DNS server co-located with the waypoint (`[dns]` in its config): its sockets
+    // bound now, like the SETUP socket.
+    let dns = match &cfg.dns {
+        Some(spec) if cfg.role == Role::Waypoint => Some((
+            spec.clone(),
+            crate::dns::Sockets::bind(spec)
+                .with_context(|| format!("{}: [dns]", cfg.file.display()))?,
+        )),
+        Some(_) => {
+            warn!("[dns] is served only with a waypoint (co-located); on a {:?} run it with `aves dns`", cfg.role);
+            None
+        }
+        None => None,
+    };
+
     // Control thread on a CPU no lcore uses.
     let lcore_cpus: Vec<usize> = lcores.iter().filter_map(|l| eal.lcore_cpu(*l)).collect();
     let control_cpu = cfg.control_cpu.or_else(|| {
@@ -347,6 +362,7 @@ fn run_workers<R: RoleTrait<Mbuf> + Send + 'static>(
                     &sources,
                     metrics_listener,
                     setup_socket,
+                    dns,
                     &stop,
                 )
             })
@@ -479,8 +495,17 @@ impl Sources {
     }
 }
 
-/// Runs the control thread's jobs until `stop`: the notice relay, the metrics server and the SETUP service
-/// (in scoped threads) and the control socket.
+/// Whether this daemon runs the waypoint's SETUP service: over UDP (`[control] listen`),
+/// in-process for a co-located DNS server (`[dns]`), or both.
+fn setup_service_runs(cfg: &Config) -> bool {
+    cfg.role == Role::Waypoint && (cfg.control.listen.is_some() || cfg.dns.is_some())
+}
+
+/// Runs the control thread's jobs until `stop`: the notice relay, the metrics server,
+/// the SETUP service (UDP and in-process), the co-located DNS server and the REGISTER
+/// sender (in scoped threads, which inherit the control thread's CPU) and the control
+/// socket.
+#[allow(clippy::too_many_arguments)]
 fn control_loop(
     cfg: &Config,
     links: Vec<LcoreLink>,
@@ -488,6 +513,7 @@ fn control_loop(
     sources: &Sources,
     metrics_listener: Option<TcpListener>,
     setup_socket: Option<UdpSocket>,
+    dns: Option<(crate::config::DnsSpec, crate::dns::Sockets)>,
     stop: &AtomicBool,
 ) -> Result<()> {
     let links = Mutex::new(links);
@@ -516,13 +542,23 @@ fn control_loop(
     };
     let public_port = registration.as_ref().map(|(_, p)| *p);
     let reg_counters_ref = registration.as_ref().map(|_| &reg_counters);
+    // The SETUP service, shared by its UDP socket and the co-located DNS server.
+    let service = if setup_service_runs(cfg) {
+        let local = match &setup_socket {
+            Some(s) => s.local_addr()?.ip(),
+            None => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        };
+        Some(Mutex::new(setup_service(cfg, local)?))
+    } else {
+        None
+    };
+    let service = service.as_ref();
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("aves-relay".into())
             .spawn_scoped(s, || relay(&links, notices, stop))
             .context("spawning the notice relay")?;
-        // The SETUP service's counters, when it runs.
-        let setup_on = setup_socket.is_some().then_some(&setup_counters);
+        let setup_on = service.is_some().then_some(&setup_counters);
         if let Some(listener) = metrics_listener {
             std::thread::Builder::new()
                 .name("aves-metrics".into())
@@ -540,20 +576,40 @@ fn control_loop(
                 })
                 .context("spawning the metrics server")?;
         }
-        if let Some(socket) = setup_socket {
-            let mut service = setup_service(cfg, &socket)?;
+        if let (Some(socket), Some(service)) = (setup_socket, service) {
             let (links, seq, setup_counters) = (&links, &seq, &setup_counters);
             std::thread::Builder::new()
                 .name("aves-setup".into())
                 .spawn_scoped(s, move || {
                     let mut lcores = RingLcores { links, seq };
                     if let Err(e) =
-                        setup::serve_udp(&socket, &mut service, &mut lcores, setup_counters, stop)
+                        setup::serve_udp(&socket, service, &mut lcores, setup_counters, stop)
                     {
                         warn!("SETUP service stopped: {e}");
                     }
                 })
                 .context("spawning the SETUP service")?;
+        }
+        if let (Some((spec, sockets)), Some(service)) = (dns, service) {
+            // The co-located DNS server (decision 0012): its SETUPs reach the service
+            // through a channel, answered by a thread of their own.
+            let (binder, requests) = crate::dns::LocalBinder::new(spec.max_pending);
+            let (links, seq, setup_counters) = (&links, &seq, &setup_counters);
+            std::thread::Builder::new()
+                .name("aves-setup-loc".into())
+                .spawn_scoped(s, move || {
+                    let mut lcores = RingLcores { links, seq };
+                    setup::serve_local(&requests, service, &mut lcores, setup_counters, stop);
+                })
+                .context("spawning the in-process SETUP service")?;
+            std::thread::Builder::new()
+                .name("aves-dns".into())
+                .spawn_scoped(s, move || {
+                    if let Err(e) = run_colocated_dns(&spec, binder, sockets, stop) {
+                        warn!("DNS server stopped: {e:#}");
+                    }
+                })
+                .context("spawning the DNS server")?;
         }
         if let Some((registrar, _)) = registration {
             let counters = &reg_counters;
@@ -571,9 +627,44 @@ fn control_loop(
     })
 }
 
-/// The SETUP service for this waypoint's configuration, answering from `socket`'s
-/// address.
-fn setup_service(cfg: &Config, socket: &UdpSocket) -> Result<SetupService> {
+/// Runs the co-located DNS server on a current-thread runtime (this thread) until
+/// `stop`, handing its SETUPs to the waypoint through `binder`.
+fn run_colocated_dns(
+    spec: &crate::config::DnsSpec,
+    binder: crate::dns::LocalBinder,
+    sockets: crate::dns::Sockets,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the DNS server's runtime")?;
+    rt.block_on(async {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = crate::dns::run(spec, Arc::new(binder), sockets, async move {
+            let _ = rx.await;
+        });
+        tokio::pin!(served);
+        let mut tx = Some(tx);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                r = &mut served => return r,
+                _ = tick.tick() => {
+                    if stop.load(Ordering::Relaxed) {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The SETUP service for this waypoint's configuration, answering from `local` (the
+/// UDP socket's address; unused by the in-process path).
+fn setup_service(cfg: &Config, local: IpAddr) -> Result<SetupService> {
     let pools = cfg.ports.iter().flat_map(|p| p.pools.clone()).collect();
     let mut gateways: Vec<_> = cfg.tunnel.keys.iter().filter_map(|k| k.gateway).collect();
     gateways.dedup();
@@ -595,7 +686,6 @@ fn setup_service(cfg: &Config, socket: &UdpSocket) -> Result<SetupService> {
                 .map_err(|e| anyhow::anyhow!("control.key {}: {e}", k.id))
         })
         .collect::<Result<Vec<_>>>()?;
-    let local: IpAddr = socket.local_addr()?.ip();
     Ok(SetupService::new(sc, keys, local, setup::now_us()))
 }
 
@@ -755,7 +845,7 @@ fn serve(
             Ok(Request::Stats) => {
                 let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
                 let mut l = stats::sum(&sources.counters, cfg.ports.len()).lines(&names);
-                if cfg.control.listen.is_some() {
+                if setup_service_runs(cfg) {
                     l.extend(setup_counters.lines());
                 }
                 if let Some(c) = reg.counters {
@@ -765,8 +855,7 @@ fn serve(
                 l
             }
             Ok(Request::Status) => {
-                let setup_on = (cfg.role == Role::Waypoint && cfg.control.listen.is_some())
-                    .then_some(setup_counters);
+                let setup_on = setup_service_runs(cfg).then_some(setup_counters);
                 let mut l = sources.snapshot(cfg, setup_on).status_lines();
                 l.push("ok".into());
                 l
@@ -834,6 +923,9 @@ fn apply_collect(
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut outcomes = Vec::new();
+    // Short pauses first: an lcore that polls answers within microseconds, and every
+    // SETUP waits here (perf/dns.sh); then back off to 200 µs.
+    let mut pause = Duration::from_micros(10);
     while !waiting.is_empty() && Instant::now() < deadline {
         for link in links.iter_mut() {
             while let Some(env) = link.acks.recv() {
@@ -847,7 +939,8 @@ fn apply_collect(
             }
         }
         if !waiting.is_empty() {
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_micros(200));
         }
     }
     if !waiting.is_empty() {

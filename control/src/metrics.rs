@@ -379,8 +379,14 @@ fn setup(reg: &Registry, st: &crate::stats::SetupTotals) -> prometheus::Result<(
     counter(
         reg,
         "aves_setup_received_total",
-        "Authentic SETUP messages the waypoint received.",
+        "Authentic SETUP messages the waypoint received over UDP.",
         st.received,
+    )?;
+    counter(
+        reg,
+        "aves_setup_local_total",
+        "SETUPs the DNS server co-located with the waypoint handed over in-process (no UDP).",
+        st.local,
     )?;
     counter(
         reg,
@@ -651,6 +657,7 @@ pub(crate) mod tests {
         s.lcores[1].bindings.rejected[BindingReject::Conflict as usize] = 3;
         s.setup = Some(crate::stats::SetupTotals {
             received: 9,
+            local: 2,
             accepted: 8,
             rejected: vec![("conflict", 1), ("table_full", 0)],
             refused: vec![("bad_tag", 4), ("replay", 0)],
@@ -690,6 +697,8 @@ pub(crate) mod tests {
         );
         assert_eq!(v("aves_bindings_claimed_total"), Some("0".into()));
         assert_eq!(v("aves_setup_accepted_total"), Some("8".into()));
+        assert_eq!(v("aves_setup_received_total"), Some("9".into()));
+        assert_eq!(v("aves_setup_local_total"), Some("2".into()));
         assert_eq!(
             v("aves_setup_rejected_total{reason=\"conflict\"}"),
             Some("1".into())

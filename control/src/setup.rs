@@ -3,8 +3,12 @@
 //!
 //! [`SetupService`] is sans-IO: it takes a datagram, its sender and the time, asks the
 //! lcores through [`Lcores`] and returns the answer to send, if any. The daemon runs it
-//! on a UDP socket in the control thread ([`serve_udp`]); tests run it with a fake
-//! engine.
+//! on a UDP socket in the control thread ([`serve_udp`]) and, when a DNS server is
+//! co-located with the waypoint (`[dns]` in the waypoint's config), on an in-process
+//! channel ([`serve_local`], [`SetupService::handle_local`]: the request never leaves
+//! the process, so there is no HMAC, no replay window and no answer cache, and the rest
+//! is the same code). Both paths share one service behind a mutex. Tests run it with a
+//! fake engine.
 //!
 //! Rules:
 //! - Only authentic SETUPs are answered (`proto::Verifier`); everything else is counted
@@ -35,6 +39,7 @@ use aves_dataplane::command::{Binding, Command, CommandError, WaitSpec};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{debug, info, warn};
 
@@ -97,8 +102,12 @@ pub struct SetupCounters {
     pub refused: [AtomicU64; ProtoError::COUNT],
     /// Authentic messages that are not SETUPs (a waypoint only serves SETUP).
     pub unexpected_type: AtomicU64,
-    /// Authentic SETUPs.
+    /// Authentic SETUPs received over UDP.
     pub setups: AtomicU64,
+    /// SETUPs handed over in-process by the co-located DNS server ([`serve_local`]: no
+    /// UDP, no HMAC). Counted here instead of `setups`; their answers are counted with
+    /// the others (`accepted`, `rejected`, `ignored_waiting`).
+    pub local: AtomicU64,
     /// ACCEPTs sent for new requests.
     pub accepted: AtomicU64,
     /// REJECTs sent for new requests, by [`RejectReason`] (code − 1).
@@ -117,6 +126,7 @@ impl SetupCounters {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = vec![
             format!("control setup_received {}", g(&self.setups)),
+            format!("control setup_local {}", g(&self.local)),
             format!("control setup_accepted {}", g(&self.accepted)),
         ];
         for r in RejectReason::ALL {
@@ -154,6 +164,7 @@ impl SetupCounters {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         crate::stats::SetupTotals {
             received: g(&self.setups),
+            local: g(&self.local),
             accepted: g(&self.accepted),
             rejected: RejectReason::ALL
                 .iter()
@@ -239,11 +250,43 @@ impl SetupService {
                 return Some(self.seal(&reply, &header, now_us));
             }
         }
+        let reply = self.admit(&setup, now_us, lcores, counters)?;
+        self.remember(id, setup, reply, now_us);
+        Some(self.seal(&reply, &header, now_us))
+    }
+
+    /// Handles a SETUP handed over in-process by the co-located DNS server at `now_us`:
+    /// the same decision and counters as [`SetupService::handle`] after verification
+    /// (there is nothing to verify: it never left the process), counted as `local`.
+    /// Returns the ACCEPT or REJECT, or `None` when the SETUP is ignored (its waypoint
+    /// address is in a wait state). There is no answer cache: the in-process path
+    /// loses nothing, so nothing is retried.
+    pub fn handle_local(
+        &mut self,
+        setup: &Setup,
+        now_us: u64,
+        lcores: &mut impl Lcores,
+        counters: &SetupCounters,
+    ) -> Option<Message> {
+        counters.local.fetch_add(1, Ordering::Relaxed);
+        let reply = self.admit(setup, now_us, lcores, counters);
+        self.waits.retain(|_, t| *t > now_us);
+        reply
+    }
+
+    /// The wait-state check, the decision and its counting, shared by both paths.
+    fn admit(
+        &mut self,
+        setup: &Setup,
+        now_us: u64,
+        lcores: &mut impl Lcores,
+        counters: &SetupCounters,
+    ) -> Option<Message> {
         if self.waits.get(&setup.waypoint).is_some_and(|&t| t > now_us) {
             counters.ignored_waiting.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let reply = self.decide(&setup, now_us, lcores, counters);
+        let reply = self.decide(setup, now_us, lcores, counters);
         match reply {
             Message::Accept { .. } => counters.accepted.fetch_add(1, Ordering::Relaxed),
             Message::Reject { reason, .. } => {
@@ -251,8 +294,7 @@ impl SetupService {
             }
             _ => 0,
         };
-        self.remember(id, setup, reply, now_us);
-        Some(self.seal(&reply, &header, now_us))
+        Some(reply)
     }
 
     /// Seals `reply` with the key the request came with.
@@ -408,7 +450,7 @@ fn reason_of(refused: &[CommandError]) -> RejectReason {
 /// their sender.
 pub fn serve_udp(
     socket: &UdpSocket,
-    service: &mut SetupService,
+    service: &Mutex<SetupService>,
     lcores: &mut impl Lcores,
     counters: &SetupCounters,
     stop: &AtomicBool,
@@ -434,13 +476,55 @@ pub fn serve_udp(
             }
         };
         let datagram = buf.get(..n).unwrap_or(&[]);
-        if let Some(reply) = service.handle(datagram, from.ip(), now_us(), lcores, counters) {
+        let reply = lock(service).handle(datagram, from.ip(), now_us(), lcores, counters);
+        if let Some(reply) = reply {
             if let Err(e) = socket.send_to(&reply, from) {
                 warn!(%from, "sending the SETUP answer: {e}");
             }
         }
     }
     Ok(())
+}
+
+/// Locks the service; a panic elsewhere while holding it leaves it usable (its maps
+/// are consistent between calls).
+fn lock(service: &Mutex<SetupService>) -> MutexGuard<'_, SetupService> {
+    service.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---- the in-process path (a DNS server co-located with the waypoint) ----
+
+/// A SETUP from the co-located DNS server, and where its answer goes: the ACCEPT or
+/// REJECT, or `None` when it was ignored (a wait state).
+#[derive(Debug)]
+pub struct LocalSetup {
+    /// The request, as it would travel over UDP (serial and all).
+    pub setup: Setup,
+    /// The answer's way back; a dropped receiver (the DNS server gave up) is fine.
+    pub reply: tokio::sync::oneshot::Sender<Option<Message>>,
+}
+
+/// Runs `service` for SETUPs handed over in-process on `requests` until `stop` (or until
+/// every sender is gone): one at a time, each answered on its own channel. Shares the
+/// service (its wait states) and the lcores with [`serve_udp`], which may run beside it.
+pub fn serve_local(
+    requests: &std::sync::mpsc::Receiver<LocalSetup>,
+    service: &Mutex<SetupService>,
+    lcores: &mut impl Lcores,
+    counters: &SetupCounters,
+    stop: &AtomicBool,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    info!("SETUP service taking SETUPs in-process from the co-located DNS server");
+    while !stop.load(Ordering::Relaxed) {
+        let r = match requests.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let answer = lock(service).handle_local(&r.setup, now_us(), lcores, counters);
+        let _ = r.reply.send(answer);
+    }
 }
 
 // ---- client ----
@@ -962,6 +1046,152 @@ mod tests {
     }
 
     #[test]
+    fn the_in_process_path_decides_and_counts_like_udp() {
+        let (mut svc, mut fake, c) = (service(), Fake::new(2), SetupCounters::default());
+        let s = setup(1, "198.51.100.10/32", InitiatorKind::Initiator, B);
+        assert_eq!(
+            svc.handle_local(&s, NOW, &mut fake, &c),
+            Some(Message::Accept {
+                serial: 1,
+                waypoint: W
+            })
+        );
+        assert_eq!(
+            fake.lcores[1].get(&(A, W)),
+            Some(&B),
+            "bound on every lcore"
+        );
+        let conflict = setup(2, "198.51.100.10/32", InitiatorKind::Initiator, B2);
+        assert!(matches!(
+            svc.handle_local(&conflict, NOW + 1, &mut fake, &c),
+            Some(Message::Reject {
+                reason: RejectReason::Conflict,
+                ..
+            })
+        ));
+        // General mode: a wait state, shared with the UDP path.
+        let mut general = setup(3, "192.0.2.53/32", InitiatorKind::Resolver, B);
+        general.waypoint = Ipv4Addr::new(203, 0, 113, 101);
+        assert!(svc.handle_local(&general, NOW + 2, &mut fake, &c).is_some());
+        let mut during = setup(4, "198.51.100.11/32", InitiatorKind::Initiator, B);
+        during.waypoint = general.waypoint;
+        assert_eq!(svc.handle_local(&during, NOW + 3, &mut fake, &c), None);
+        assert_eq!(
+            ask(&mut svc, &mut fake, &c, &during, NOW + 4),
+            None,
+            "over UDP too"
+        );
+        assert_eq!(get(&c, "setup_local"), 4);
+        assert_eq!(get(&c, "setup_received"), 1, "only the UDP one");
+        assert_eq!(get(&c, "setup_accepted"), 2);
+        assert_eq!(get(&c, "setup_rejected_conflict"), 1);
+        assert_eq!(get(&c, "setup_ignored_waiting"), 2);
+        assert_eq!(get(&c, "wait_states"), 1);
+        assert_eq!(c.totals().local, 4);
+    }
+
+    /// The co-located DNS server's binder against [`serve_local`] on a thread: answers,
+    /// counters, a full queue and a service that is gone.
+    #[test]
+    fn local_binder_hands_setups_to_the_service() {
+        use crate::dns::{Binder, LocalBinder, SetupOutcome, SetupRequest};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let req = |initiator: Ipv4Addr, prefix: u8, waypoint: Ipv4Addr, responder: Ipv4Addr| {
+            SetupRequest {
+                initiator,
+                initiator_prefix: prefix,
+                gateway: R,
+                responder,
+                waypoint,
+                mode: Mode::Plain,
+            }
+        };
+        let w2 = Ipv4Addr::new(203, 0, 113, 101);
+        let svc = Mutex::new(service());
+        let c = SetupCounters::default();
+        let stop = AtomicBool::new(false);
+        let (binder, requests) = LocalBinder::new(8);
+        let mut fake = Fake::new(2);
+        std::thread::scope(|sc| {
+            let (svc, c, stop, fake) = (&svc, &c, &stop, &mut fake);
+            sc.spawn(move || serve_local(&requests, svc, fake, c, stop));
+            rt.block_on(async {
+                assert_eq!(binder.setup(req(A, 32, W, B)).await, SetupOutcome::Accept);
+                assert_eq!(
+                    binder.setup(req(A, 32, W, B)).await,
+                    SetupOutcome::Accept,
+                    "a refresh"
+                );
+                assert_eq!(
+                    binder.setup(req(A, 32, W, B2)).await,
+                    SetupOutcome::Reject("conflict".into())
+                );
+                assert_eq!(
+                    binder
+                        .setup(req(A, 32, Ipv4Addr::new(203, 0, 113, 200), B))
+                        .await,
+                    SetupOutcome::Reject("not_ours".into())
+                );
+                // General mode, then a SETUP for the waiting address: ignored, which the
+                // binder reports at once (no UDP timeout to sit out).
+                let resolver = Ipv4Addr::new(192, 0, 2, 53);
+                assert_eq!(
+                    binder.setup(req(resolver, 0, w2, B)).await,
+                    SetupOutcome::Accept
+                );
+                let t = std::time::Instant::now();
+                assert_eq!(
+                    binder.setup(req(A2, 32, w2, B2)).await,
+                    SetupOutcome::Timeout
+                );
+                assert!(t.elapsed() < Duration::from_millis(500));
+                // An ECS prefix goes as a client subnet: a wait state for the prefix.
+                let w3 = Ipv4Addr::new(203, 0, 113, 102);
+                assert_eq!(
+                    binder
+                        .setup(req(Ipv4Addr::new(198, 51, 100, 0), 24, w3, B))
+                        .await,
+                    SetupOutcome::Accept
+                );
+                assert_eq!(
+                    binder.setup(req(A, 40, w3, B)).await,
+                    SetupOutcome::Reject("bad initiator prefix".into())
+                );
+            });
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(get(&c, "setup_local"), 7);
+        assert_eq!(get(&c, "setup_received"), 0, "nothing over UDP");
+        assert_eq!(get(&c, "setup_accepted"), 4);
+        assert_eq!(get(&c, "setup_rejected_conflict"), 1);
+        assert_eq!(get(&c, "setup_rejected_not_ours"), 1);
+        assert_eq!(get(&c, "setup_ignored_waiting"), 1);
+        assert_eq!(fake.lcores[0].get(&(A, W)), Some(&B));
+        assert_eq!(fake.waits.len(), 4, "two wait states on two lcores");
+        assert_eq!(fake.waits[2].sources, "198.51.100.0/24".parse().unwrap());
+        // Nobody serving: a queue of one fills, then the binder says busy; once the
+        // service is gone (receiver dropped), it says timeout.
+        let (binder, requests) = LocalBinder::new(1);
+        rt.block_on(async {
+            let first = binder.setup(req(A, 32, W, B));
+            assert_eq!(
+                binder.setup(req(A, 32, W, B)).await,
+                SetupOutcome::Reject("busy".into())
+            );
+            drop(requests);
+            assert_eq!(
+                first.await,
+                SetupOutcome::Timeout,
+                "its answer channel went with it"
+            );
+            assert_eq!(binder.setup(req(A, 32, W, B)).await, SetupOutcome::Timeout);
+        });
+    }
+
+    #[test]
     fn client_and_service_over_udp() {
         // A real exchange on loopback: the service thread answers, the client checks.
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -974,9 +1204,14 @@ mod tests {
                     vec!["203.0.113.100-203.0.113.115".parse().unwrap()],
                     vec![R],
                 );
-                let mut svc = SetupService::new(cfg, vec![key(1)], to.ip(), now_us() - 1000);
+                let svc = Mutex::new(SetupService::new(
+                    cfg,
+                    vec![key(1)],
+                    to.ip(),
+                    now_us() - 1000,
+                ));
                 let mut fake = Fake::new(1);
-                serve_udp(&sock, &mut svc, &mut fake, &c, &stop).unwrap();
+                serve_udp(&sock, &svc, &mut fake, &c, &stop).unwrap();
             });
             let mut client = Client::new(to, key(1)).unwrap();
             let s = setup(5, "198.51.100.10/32", InitiatorKind::Initiator, B);

@@ -21,7 +21,7 @@
 //! mempool available=N size=N
 //! table NAME used=N capacity=N used_pct=P   (the role's tables; used: the fullest lcore)
 //! bindings installed=N claimed=N expired=N deleted=N rejected=N   (waypoint)
-//! setup received=N accepted=N rejected=N refused=N                (SETUP service)
+//! setup received=N accepted=N rejected=N refused=N local=N        (SETUP service)
 //! drop REASON N            (non-zero reasons, most first, at most TOP_DROPS)
 //! ```
 //!
@@ -187,8 +187,10 @@ pub struct LcorePolls {
 /// The waypoint's SETUP service counters at read time (`setup::SetupCounters`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SetupTotals {
-    /// Authentic SETUPs received.
+    /// Authentic SETUPs received over UDP.
     pub received: u64,
+    /// SETUPs handed over in-process by a co-located DNS server.
+    pub local: u64,
     /// ACCEPTs sent for new requests.
     pub accepted: u64,
     /// REJECTs sent for new requests, by reason name (every reason).
@@ -447,8 +449,8 @@ impl Snapshot {
             let rejected: u64 = st.rejected.iter().map(|(_, v)| v).sum();
             let refused: u64 = st.refused.iter().map(|(_, v)| v).sum();
             out.push(format!(
-                "setup received={} accepted={} rejected={rejected} refused={refused}",
-                st.received, st.accepted
+                "setup received={} accepted={} rejected={rejected} refused={refused} local={}",
+                st.received, st.accepted, st.local
             ));
         }
         for (r, n) in self.top_drops(TOP_DROPS) {

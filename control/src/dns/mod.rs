@@ -66,6 +66,32 @@ pub struct SetupRequest {
     pub mode: Mode,
 }
 
+impl SetupRequest {
+    /// The control protocol's SETUP for this request, with `serial`; `None` when the
+    /// initiator prefix is not 0..=32.
+    pub fn to_setup(self, serial: u32) -> Option<crate::proto::Setup> {
+        use crate::proto::InitiatorKind;
+        let (kind, initiator) = match self.initiator_prefix {
+            32 => (InitiatorKind::Initiator, Ipv4Cidr::new(self.initiator, 32)),
+            // General mode: the resolver's address, for information (§3.3.2).
+            0 => (InitiatorKind::Resolver, Ipv4Cidr::new(self.initiator, 32)),
+            p => (
+                InitiatorKind::ClientSubnet,
+                Ipv4Cidr::new(self.initiator, p).map(|c| c.network()),
+            ),
+        };
+        Some(crate::proto::Setup {
+            serial,
+            initiator: initiator?,
+            kind,
+            mode: self.mode,
+            waypoint: self.waypoint,
+            gateway: self.gateway,
+            responder: self.responder,
+        })
+    }
+}
+
 /// A waypoint's answer to a SETUP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetupOutcome {
@@ -79,9 +105,10 @@ pub enum SetupOutcome {
 
 /// Asks a waypoint to install a binding; resolves to Accept or Reject(reason).
 ///
-/// Implementations: the UDP control protocol (`proto.rs`, at merge), a ring message when
-/// co-located with a waypoint, [`UdpBinder`] (SETUP over UDP), [`StubBinder`], and test doubles. The handler bounds the
-/// wait with its own timeout, so a future that never resolves is allowed.
+/// Implementations: [`UdpBinder`] (SETUP over UDP, `aves dns`), [`LocalBinder`] (an
+/// in-process message to the waypoint's SETUP service, when the DNS server runs inside
+/// `aves run` with the waypoint), [`StubBinder`], and test doubles. The handler bounds
+/// the wait with its own timeout, so a future that never resolves is allowed.
 pub trait Binder: Send + Sync + 'static {
     /// Sends the SETUP and resolves with the waypoint's answer.
     fn setup(&self, req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>>;
@@ -128,7 +155,7 @@ impl UdpBinder {
             waypoints: spec
                 .waypoints
                 .iter()
-                .map(|w| (w.addresses.clone(), w.control))
+                .filter_map(|w| Some((w.addresses.clone(), w.control?)))
                 .collect(),
             try_timeout: spec.setup_timeout / tries,
             tries,
@@ -139,7 +166,6 @@ impl UdpBinder {
 
 impl Binder for UdpBinder {
     fn setup(&self, req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>> {
-        use crate::proto::{InitiatorKind, Setup};
         let Some(to) = self
             .waypoints
             .iter()
@@ -150,30 +176,13 @@ impl Binder for UdpBinder {
                 "no waypoint owns that address".into(),
             )));
         };
-        let (kind, initiator) = match req.initiator_prefix {
-            32 => (InitiatorKind::Initiator, Ipv4Cidr::new(req.initiator, 32)),
-            // General mode: the resolver's address, for information (§3.3.2).
-            0 => (InitiatorKind::Resolver, Ipv4Cidr::new(req.initiator, 32)),
-            p => (
-                InitiatorKind::ClientSubnet,
-                Ipv4Cidr::new(req.initiator, p).map(|c| c.network()),
-            ),
-        };
-        let Some(initiator) = initiator else {
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(s) = req.to_setup(serial) else {
             return Box::pin(std::future::ready(SetupOutcome::Reject(
                 "bad initiator prefix".into(),
             )));
-        };
-        let s = Setup {
-            serial: self
-                .serial
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            initiator,
-            kind,
-            mode: req.mode,
-            waypoint: req.waypoint,
-            gateway: req.gateway,
-            responder: req.responder,
         };
         let (key, try_timeout, tries) = (self.key.clone(), self.try_timeout, self.tries);
         Box::pin(async move {
@@ -191,17 +200,228 @@ impl Binder for UdpBinder {
     }
 }
 
+/// The binder of a DNS server co-located with its waypoint (`[dns]` in the waypoint's
+/// config, `aves run`): the SETUP goes to the waypoint's SETUP service over an
+/// in-process channel ([`crate::setup::serve_local`]) instead of UDP. The service
+/// makes the same admission decision, with the same counters (`setup_local` instead of
+/// `setup_received`), on the same lcores; nothing is signed, since nothing leaves the
+/// process, and nothing is retried, since nothing is lost.
+///
+/// Outcomes: ACCEPT → `Accept`; REJECT → `Reject(reason)`; ignored (the waypoint
+/// address is in a wait state) → `Timeout` at once (over UDP the DNS server would hear
+/// nothing until its timeout); the service's queue full (more than `queue` SETUPs
+/// waiting) → `Reject("busy")` at once; the service gone (shutting down) → `Timeout`.
+#[derive(Debug, Clone)]
+pub struct LocalBinder {
+    requests: std::sync::mpsc::SyncSender<crate::setup::LocalSetup>,
+    serial: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl LocalBinder {
+    /// A binder and the receiving end for [`crate::setup::serve_local`]; at most
+    /// `queue` SETUPs wait for the service at once.
+    pub fn new(
+        queue: usize,
+    ) -> (
+        LocalBinder,
+        std::sync::mpsc::Receiver<crate::setup::LocalSetup>,
+    ) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(queue.max(1));
+        (
+            LocalBinder {
+                requests: tx,
+                serial: std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1)),
+            },
+            rx,
+        )
+    }
+}
+
+impl Binder for LocalBinder {
+    fn setup(&self, req: SetupRequest) -> Pin<Box<dyn Future<Output = SetupOutcome> + Send>> {
+        use crate::proto::Message;
+        use std::sync::mpsc::TrySendError;
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(setup) = req.to_setup(serial) else {
+            return Box::pin(std::future::ready(SetupOutcome::Reject(
+                "bad initiator prefix".into(),
+            )));
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match self
+            .requests
+            .try_send(crate::setup::LocalSetup { setup, reply })
+        {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Box::pin(std::future::ready(SetupOutcome::Reject("busy".into())))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Box::pin(std::future::ready(SetupOutcome::Timeout))
+            }
+        }
+        Box::pin(async move {
+            match answer.await {
+                Ok(Some(Message::Accept { .. })) => SetupOutcome::Accept,
+                Ok(Some(Message::Reject { reason, .. })) => {
+                    SetupOutcome::Reject(reason.to_string())
+                }
+                _ => SetupOutcome::Timeout,
+            }
+        })
+    }
+}
+
 /// A TCP connection that sends no query for this long is closed.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Answers queued per TCP connection.
 const TCP_RESPONSE_BUFFER: usize = 32;
 
-/// Binds the UDP socket and the TCP listener of `listen` (the same port for both).
-pub async fn bind(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
-    let udp = UdpSocket::bind(listen).await?;
-    let tcp = TcpListener::bind(udp.local_addr()?).await?;
-    Ok((udp, tcp))
+/// Every socket the DNS service listens on, bound before it starts serving (so that a
+/// bad or busy address stops `aves dns`, or `aves run`, at once).
+#[derive(Debug)]
+pub struct Sockets {
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+    register: Option<std::net::UdpSocket>,
+    metrics: Option<std::net::TcpListener>,
+}
+
+impl Sockets {
+    /// Binds `[dns] listen` (UDP and TCP, the same port), `register_listen` and
+    /// `metrics` of `spec`; errors name the key.
+    pub fn bind(spec: &crate::config::DnsSpec) -> anyhow::Result<Sockets> {
+        use anyhow::Context;
+        let udp = std::net::UdpSocket::bind(spec.listen)
+            .with_context(|| format!("dns.listen {}: cannot bind (UDP)", spec.listen))?;
+        let tcp = std::net::TcpListener::bind(udp.local_addr()?)
+            .with_context(|| format!("dns.listen {}: cannot listen (TCP)", spec.listen))?;
+        let register = match spec.register_listen {
+            None => None,
+            Some(addr) => Some(
+                std::net::UdpSocket::bind(addr)
+                    .with_context(|| format!("dns.register_listen {addr}: cannot bind"))?,
+            ),
+        };
+        let metrics = match spec.metrics {
+            None => None,
+            Some(addr) => Some(std::net::TcpListener::bind(addr).with_context(|| {
+                format!(
+                    "dns.metrics: cannot listen on {addr} (in use, or not an address of this host)"
+                )
+            })?),
+        };
+        for s in [Some(&udp), register.as_ref()].into_iter().flatten() {
+            s.set_nonblocking(true)?;
+        }
+        tcp.set_nonblocking(true)?;
+        Ok(Sockets {
+            udp,
+            tcp,
+            register,
+            metrics,
+        })
+    }
+}
+
+/// Runs the AVES DNS service of `spec` on `sockets` until `stop` resolves: the zone
+/// with `binder` for SETUPs, gateways' REGISTERs (when `register_listen` is set) and
+/// `/metrics` (when `metrics` is set, on its own thread). Then prints the counters
+/// (`dns NAME N` lines) on stdout. Used by `aves dns` (with [`UdpBinder`]) and by
+/// `aves run` on a waypoint with `[dns]` (with [`LocalBinder`]); must run inside a
+/// tokio runtime with I/O and time enabled.
+pub async fn run(
+    spec: &crate::config::DnsSpec,
+    binder: std::sync::Arc<dyn Binder>,
+    sockets: Sockets,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let handler = handler::AvesDns::new(spec, binder);
+    let counters = handler.counters();
+    let udp = UdpSocket::from_std(sockets.udp)?;
+    let tcp = TcpListener::from_std(sockets.tcp)?;
+    // Gateways' REGISTER messages (§5.3), when configured.
+    let reg_counters = std::sync::Arc::new(register::RegisterCounters::default());
+    let (reg_stop, reg_stopped) = tokio::sync::oneshot::channel::<()>();
+    let reg_task = match sockets.register {
+        None => None,
+        Some(sock) => {
+            let addr = sock.local_addr()?;
+            let sock = UdpSocket::from_std(sock)?;
+            let service = register::RegisterService::new(
+                spec,
+                handler.zone(),
+                crate::proto::VerifierConfig::default(),
+                crate::setup::now_us(),
+            )?;
+            tracing::info!(listen = %addr, "DNS: receiving REGISTER");
+            Some(tokio::spawn(register::serve(
+                sock,
+                service,
+                reg_counters.clone(),
+                async move {
+                    let _ = reg_stopped.await;
+                },
+            )))
+        }
+    };
+    // The metrics server: its own thread, the daemon's HTTP code.
+    let metrics_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let metrics_thread = match sockets.metrics {
+        None => None,
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tracing::info!(address = %addr, "DNS metrics served at http://{addr}/metrics");
+            let (stop, counters) = (metrics_stop.clone(), counters.clone());
+            let (zone, reg_counters) = (handler.zone(), reg_counters.clone());
+            let registering = spec.register_listen.is_some();
+            let start_time_s = crate::stats::unix_time_s();
+            Some(
+                std::thread::Builder::new()
+                    .name("aves-dns-metrics".into())
+                    .spawn(move || {
+                        let scrape = || {
+                            let registration = metrics::Registration {
+                                zone: &zone,
+                                counters: registering.then_some(&*reg_counters),
+                            };
+                            metrics::render(&counters, start_time_s, Some(registration))
+                        };
+                        if let Err(e) = crate::metrics::serve(&listener, &stop, &scrape) {
+                            tracing::warn!("DNS metrics server stopped: {e}");
+                        }
+                    })?,
+            )
+        }
+    };
+    tracing::info!(
+        zone = %spec.zone,
+        listen = %udp.local_addr()?,
+        hosts = spec.hosts.len(),
+        "DNS: serving (UDP and TCP)"
+    );
+    let served = serve(handler, udp, tcp, stop).await;
+    let _ = reg_stop.send(());
+    if let Some(t) = reg_task {
+        let _ = t.await;
+    }
+    metrics_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = metrics_thread {
+        let _ = t.join();
+    }
+    served?;
+    for (name, n) in counters.snapshot() {
+        println!("dns {name} {n}");
+    }
+    if spec.register_listen.is_some() {
+        for (name, n) in reg_counters.snapshot() {
+            println!("dns {name} {n}");
+        }
+    }
+    Ok(())
 }
 
 /// Serves DNS on `udp` and `tcp` with `handler` until `shutdown` resolves, then stops

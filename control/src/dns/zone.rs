@@ -271,7 +271,8 @@ struct Grant {
 /// Choice (for an initiator I and host H behind gateway address G): the address I
 /// already has for H through G, if any; else the next address in round-robin order
 /// that is not in a wait state and that I has not been given (or refused) for another
-/// host or through another gateway address. A binding made before the gateway's
+/// host or through another gateway address. An address is given when it is chosen
+/// (reserved while its SETUP is in flight), not only when the ACCEPT is recorded. A binding made before the gateway's
 /// address changed (§5.3) is thus not reused: the waypoint would refuse the new
 /// gateway address for it as a conflict. The waypoint has the last word.
 #[derive(Debug)]
@@ -356,6 +357,21 @@ impl Waypoints {
                 }
             }
             self.cursor = (i + 1) % self.total;
+            if !id.is_general() {
+                // Reserved for this host until the outcome is recorded: a concurrent
+                // query of the same initiator for another host (the round robin has
+                // wrapped) must not be sent to the same address, where the waypoint
+                // would refuse the second responder (a conflict, SERVFAIL).
+                Self::remember(
+                    &mut self.grants,
+                    (id, w),
+                    Grant {
+                        host: Some((host, gateway)),
+                        until: now + self.memory,
+                    },
+                    now,
+                );
+            }
             return Some(w);
         }
         // Nothing free among the probes: the next one anyway; the waypoint decides.
@@ -571,6 +587,34 @@ address = "192.168.1.11"
 
     fn w(last: u8) -> Ipv4Addr {
         Ipv4Addr::new(198, 51, 100, last)
+    }
+
+    #[test]
+    fn a_choice_in_flight_is_not_given_to_another_host_of_the_same_initiator() {
+        let mut p = pool();
+        let t = Instant::now();
+        let a = Identity {
+            addr: Ipv4Addr::new(10, 1, 0, 5),
+            prefix: 32,
+        };
+        let other = Identity {
+            addr: Ipv4Addr::new(10, 1, 0, 6),
+            prefix: 32,
+        };
+        // A's SETUP for host 0 is in flight (nothing recorded) while the round robin
+        // wraps (other initiators' queries); A's query for host 1 must skip that address.
+        let w0 = p.choose(a, 0, G, t).unwrap();
+        for _ in 0..3 {
+            p.choose(other, 5, G, t).unwrap();
+        }
+        let w1 = p.choose(a, 1, G, t).unwrap();
+        assert_ne!(w1, w0);
+        // The reservation is only for A: another initiator still gets w0 in its turn.
+        let seen: Vec<_> = (0..4).map(|_| p.choose(other, 6, G, t).unwrap()).collect();
+        assert!(seen.contains(&w0), "{seen:?}");
+        // Once recorded, the address is A's for host 0.
+        p.record(a, 0, G, w0, &SetupOutcome::Accept, t);
+        assert_eq!(p.choose(a, 0, G, t), Some(w0));
     }
 
     #[test]
