@@ -67,8 +67,8 @@ echo "== tests/soak.sh (${SOAK_SECONDS:-60} s soak, leak audit)"
 SOAK_SECONDS=${SOAK_SECONDS:-60} bash tests/soak.sh || status=1
 # Every fuzz target for FUZZ_SECONDS from its committed corpus (seeds and the inputs
 # of every bug fuzzing found). 20 s, not 30: the ASan build takes about 3.5 min and
-# installing cargo-fuzz on a fresh machine about 1 min, so 9 targets x 20 s keep the
-# smoke test near 7.5 min (x 30 s would be about 9).
+# installing cargo-fuzz on a fresh machine about 1 min, so 10 targets x 20 s keep the
+# smoke test near 8 min (x 30 s would be about 9.5).
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
