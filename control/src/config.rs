@@ -1644,7 +1644,7 @@ pub struct NxPenaltySpec {
 
 /// `[dns.rrl]`: response rate limiting over UDP per client network, with slip (after
 /// BIND's RRL; see `dns::limits::ResponseRateLimit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RrlSpec {
     /// Sustained answers per second to one client network.
     pub responses_per_s: u32,
@@ -1659,6 +1659,9 @@ pub struct RrlSpec {
     /// Client networks tracked at once (a hard memory bound; when full, the oldest is
     /// forgotten).
     pub max_tracked: usize,
+    /// IPv4 networks never rate limited: the recursive resolvers the server expects
+    /// (each speaks for many initiators), monitoring.
+    pub exempt: Vec<Ipv4Cidr>,
 }
 
 /// `[dns.rate]`: session creation limit per responder (§6.2), a token bucket.
@@ -1826,6 +1829,8 @@ struct RawRrl {
     ipv4_prefix: Option<u8>,
     ipv6_prefix: Option<u8>,
     max_tracked: Option<usize>,
+    #[serde(default)]
+    exempt: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -2370,6 +2375,13 @@ impl RawDns {
             )?,
         };
         let q = self.rrl.unwrap_or_default();
+        let mut exempt = Vec::new();
+        for (i, c) in q.exempt.iter().enumerate() {
+            let c: Ipv4Cidr = c
+                .parse()
+                .map_err(|e| cx.err(format!("dns.rrl.exempt[{i}]"), format!("{e}")))?;
+            exempt.push(c.network());
+        }
         let responses_per_s = in_range(
             cx,
             "dns.rrl.responses_per_s",
@@ -2413,6 +2425,7 @@ impl RawDns {
                 1 << 24,
                 "",
             )?,
+            exempt,
         };
         let rrl = q.enabled.unwrap_or(true).then_some(rrl);
 
@@ -3163,6 +3176,19 @@ mode = "multihoming"
         let rrl = d.rrl.unwrap();
         assert_eq!((rrl.responses_per_s, rrl.burst, rrl.slip), (20, 40, 2));
         assert_eq!((rrl.ipv4_prefix, rrl.ipv6_prefix), (24, 56));
+        assert!(rrl.exempt.is_empty());
+        let ex = pd(&DNS.replace(
+            "[dns]\n",
+            "[dns]\nrrl = { exempt = [\"192.0.2.53/32\", \"10.9.8.7/16\"] }\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            ex.rrl.unwrap().exempt,
+            vec![
+                "192.0.2.53/32".parse().unwrap(),
+                "10.9.0.0/16".parse().unwrap()
+            ]
+        );
         let off = pd(&DNS.replace("[dns]\n", "[dns]\nrrl = { enabled = false }\n")).unwrap();
         assert_eq!(off.rrl, None);
     }

@@ -166,6 +166,7 @@ const ROWS: &[Row] = &[
     (D, "[dns.rate]", "[dns.rrl]\nresponses_per_s = 0\n[dns.rate]", "dns.rrl.responses_per_s"),
     (D, "[dns.rate]", "[dns.rrl]\nburst = 0\n[dns.rate]", "dns.rrl.burst"),
     (D, "[dns.rate]", "[dns.rrl]\nslip = 11\n[dns.rate]", "dns.rrl.slip"),
+    (D, "[dns.rate]", "[dns.rrl]\nexempt = [\"192.0.2.53/33\"]\n[dns.rate]", "dns.rrl.exempt[0]"),
     (D, "[dns.rate]", "[dns.rrl]\nipv4_prefix = 33\n[dns.rate]", "dns.rrl.ipv4_prefix"),
     (D, "[dns.rate]", "[dns.rrl]\nipv6_prefix = 8\n[dns.rate]", "dns.rrl.ipv6_prefix"),
     (D, "[dns.rate]", "[dns.rrl]\nmax_tracked = 0\n[dns.rate]", "dns.rrl.max_tracked"),

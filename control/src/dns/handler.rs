@@ -386,7 +386,7 @@ impl AvesDns {
             rate: TokenBuckets::new(spec.rate, zone.hosts().len(), now),
             waypoints: Waypoints::new(&spec.waypoints, spec.grant_memory, spec.general_wait),
             inflight: HashMap::new(),
-            rrl: spec.rrl.map(ResponseRateLimit::new),
+            rrl: spec.rrl.clone().map(ResponseRateLimit::new),
         };
         let pending = Pending::new(spec.max_pending);
         AvesDns {

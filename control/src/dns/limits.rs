@@ -201,6 +201,8 @@ pub struct ResponseRateLimit {
     table: HashMap<IpAddr, RrlEntry>,
     /// Tracked networks, oldest first.
     order: VecDeque<IpAddr>,
+    /// Networks never limited (`[dns.rrl] exempt`).
+    exempt: Vec<aves_dataplane::addr::Ipv4Cidr>,
 }
 
 impl ResponseRateLimit {
@@ -223,6 +225,7 @@ impl ResponseRateLimit {
             max_tracked: spec.max_tracked,
             table: HashMap::with_capacity(spec.max_tracked),
             order: VecDeque::with_capacity(spec.max_tracked),
+            exempt: spec.exempt,
         }
     }
 
@@ -241,6 +244,13 @@ impl ResponseRateLimit {
 
     /// Counts one answer to `client` at `now` and says what to do with it.
     pub fn check(&mut self, client: IpAddr, now: Instant) -> RrlVerdict {
+        let v4 = match client {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(a) => a.to_ipv4_mapped(),
+        };
+        if v4.is_some_and(|a| self.exempt.iter().any(|c| c.contains(a))) {
+            return RrlVerdict::Answer;
+        }
         let net = self.network(client);
         if !self.table.contains_key(&net) {
             if self.table.len() >= self.max_tracked {
@@ -455,7 +465,39 @@ mod tests {
             ipv4_prefix: 24,
             ipv6_prefix: 56,
             max_tracked: max,
+            exempt: Vec::new(),
         })
+    }
+
+    #[test]
+    fn rrl_exempt_networks_are_never_limited() {
+        let mut r = ResponseRateLimit::new(RrlSpec {
+            exempt: vec!["192.0.2.53/32".parse().unwrap()],
+            ..rrl_spec(1, 1, 2, 10)
+        });
+        let t = Instant::now();
+        let resolver: IpAddr = "192.0.2.53".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.53".parse().unwrap();
+        for _ in 0..1000 {
+            assert_eq!(r.check(resolver, t), RrlVerdict::Answer);
+            assert_eq!(r.check(mapped, t), RrlVerdict::Answer);
+        }
+        // Its /24 neighbours are not exempt.
+        let other: IpAddr = "192.0.2.54".parse().unwrap();
+        assert_eq!(r.check(other, t), RrlVerdict::Answer);
+        assert_ne!(r.check(other, t), RrlVerdict::Answer);
+    }
+
+    fn rrl_spec(rate: u32, burst: u32, slip: u32, max: usize) -> RrlSpec {
+        RrlSpec {
+            responses_per_s: rate,
+            burst,
+            slip,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            max_tracked: max,
+            exempt: Vec::new(),
+        }
     }
 
     #[test]
@@ -518,6 +560,7 @@ mod tests {
             ipv4_prefix: 32,
             ipv6_prefix: 128,
             max_tracked: 1,
+            exempt: Vec::new(),
         });
         assert_eq!(
             r.network("192.0.2.200".parse().unwrap()).to_string(),
