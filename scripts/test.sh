@@ -65,6 +65,8 @@ AVES_W_LCORES=1 AVES_R_LCORES=0,1 AVES_E2E_PORTS=af_packet bash tests/e2e/regist
 # documented 600 s run is in docs/reliability.md).
 echo "== tests/soak.sh (${SOAK_SECONDS:-60} s soak, leak audit)"
 SOAK_SECONDS=${SOAK_SECONDS:-60} bash tests/soak.sh || status=1
+echo "== tests/forged_flood.sh (forged tunnel packets at full rate: no state, every one counted; ~20 s)"
+bash tests/forged_flood.sh || status=1
 # Every fuzz target for FUZZ_SECONDS from its committed corpus (seeds and the inputs
 # of every bug fuzzing found). 20 s, not 30: the ASan build takes about 3.5 min and
 # installing cargo-fuzz on a fresh machine about 1 min, so 10 targets x 20 s keep the
