@@ -491,6 +491,7 @@ impl Sources {
             self.start_time_s,
         );
         snap.setup = setup.map(SetupCounters::totals);
+        snap.tsc_hz = dpdk_sys::tsc_hz();
         snap
     }
 }

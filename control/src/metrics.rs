@@ -246,10 +246,25 @@ pub fn registry(s: &Snapshot) -> prometheus::Result<Registry> {
         "Poll rounds of the lcore that received nothing.",
         &["lcore"],
     )?;
+    let busy_cycles = counter_vec(
+        &reg,
+        "aves_lcore_busy_cycles_total",
+        "TSC cycles the lcore spent in poll rounds that received packets (divide by aves_tsc_hz for seconds busy).",
+        &["lcore"],
+    )?;
     for c in &s.lcores {
         let l = c.lcore.to_string();
         busy.with_label_values(&[&l]).inc_by(c.busy);
         idle.with_label_values(&[&l]).inc_by(c.idle);
+        busy_cycles.with_label_values(&[&l]).inc_by(c.busy_cycles);
+    }
+    if s.tsc_hz > 0 {
+        gauge(
+            &reg,
+            "aves_tsc_hz",
+            "Cycles per second of the TSC the lcores count busy cycles in.",
+        )?
+        .set(i64::try_from(s.tsc_hz).unwrap_or(i64::MAX));
     }
 
     // Drops by reason: every reason, zeros too.
@@ -782,6 +797,15 @@ pub(crate) mod tests {
             v("aves_lcore_busy_polls_total{lcore=\"3\"}"),
             Some("1".into())
         );
+        assert_eq!(
+            v("aves_lcore_busy_cycles_total{lcore=\"3\"}"),
+            Some("5200".into())
+        );
+        assert_eq!(
+            v("aves_lcore_busy_cycles_total{lcore=\"5\"}"),
+            Some("0".into())
+        );
+        assert_eq!(v("aves_tsc_hz"), Some("2600000000".into()));
         assert_eq!(
             v("aves_lcore_idle_polls_total{lcore=\"5\"}"),
             Some("7".into())

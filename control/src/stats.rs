@@ -177,6 +177,8 @@ pub struct LcorePolls {
     pub busy: u64,
     /// Rounds that received nothing.
     pub idle: u64,
+    /// TSC cycles spent in busy rounds.
+    pub busy_cycles: u64,
     /// Entries in use per table, indexed by `Table as usize`, as the lcore last
     /// reported them.
     pub tables: [u64; Table::COUNT],
@@ -244,6 +246,8 @@ pub struct Snapshot {
     pub start_time_s: f64,
     /// When this snapshot was taken, seconds since the Unix epoch.
     pub now_s: f64,
+    /// The TSC rate, cycles per second (0: unknown, e.g. in tests without an EAL).
+    pub tsc_hz: u64,
 }
 
 /// The table whose metric label is `name`.
@@ -316,6 +320,7 @@ impl Snapshot {
                     lcore,
                     busy: c.events.busy_polls.get(),
                     idle: c.events.idle_polls.get(),
+                    busy_cycles: c.events.busy_cycles.get(),
                     tables: Table::ALL.map(|t| c.table(t)),
                     bindings: c.bindings.get(),
                 })
@@ -325,6 +330,7 @@ impl Snapshot {
             setup: None,
             start_time_s,
             now_s: unix_time_s(),
+            tsc_hz: 0,
         }
     }
 
@@ -506,6 +512,7 @@ pub(crate) mod tests {
         b.count_drop(DropReason::TtlExceeded);
         b.count_drop(DropReason::ArpIgnored);
         a.events.busy_polls.add(1);
+        a.events.busy_cycles.add(5200);
         a.events.idle_polls.add(3);
         b.events.idle_polls.add(7);
         a.events.icmp_sent.add(2);
@@ -533,6 +540,7 @@ pub(crate) mod tests {
             100.0,
         );
         s.now_s = 142.5;
+        s.tsc_hz = 2_600_000_000;
         s
     }
 

@@ -453,6 +453,10 @@ pub struct EventCounters {
     pub busy_polls: Counter,
     /// Poll iterations that received nothing.
     pub idle_polls: Counter,
+    /// TSC cycles spent in poll iterations that received something, from the start
+    /// of the iteration to the end of its work (the lcore's busy time: divided by the
+    /// TSC rate it is the share of the core the traffic takes).
+    pub busy_cycles: Counter,
     /// Waypoint bindings claimed by a new connection in a wait state (delayed binding).
     pub bindings_claimed: Counter,
     /// Waypoint: new TCP connections not tracked because the connection table was

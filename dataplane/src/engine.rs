@@ -517,6 +517,10 @@ impl<R: Role<Mbuf>> Worker<R> {
                 }
             } else {
                 counters.events.busy_polls.inc();
+                counters
+                    .events
+                    .busy_cycles
+                    .add(dpdk_sys::tsc().wrapping_sub(tsc));
                 empty_rounds = 0;
                 sleep_us = 1;
             }

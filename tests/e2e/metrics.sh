@@ -123,6 +123,8 @@ check_ge "/metrics: port a received >= $N" "$N" "$rx_a"
 echo "== table occupancy"
 grep '^aves_table_' "$tmp/m1.txt" | sed 's/^/     /'
 check_eq "routes capacity exported" 1024 "$(metric "$tmp/m1.txt" 'aves_table_capacity{table="routes"}')"
+check_ge "busy cycles counted on lcore 1 after the pings" 1 "$(metric "$tmp/m1.txt" 'aves_lcore_busy_cycles_total{lcore="1"}' | cut -d. -f1)"
+check_ge "the TSC rate is exported (over 100 MHz)" 100000000 "$(metric "$tmp/m1.txt" aves_tsc_hz)"
 check_ge "routes used on lcore 1 (connected and configured)" 2 "$(metric "$tmp/m1.txt" 'aves_table_used{lcore="1",table="routes"}')"
 check_ge "neighbours used on lcore 1 (A and B learned from ARP)" 2 "$(metric "$tmp/m1.txt" 'aves_table_used{lcore="1",table="neighbours"}')"
 check_eq "nothing waits for ARP now" 0 "$(metric "$tmp/m1.txt" 'aves_table_used{lcore="1",table="pending"}')"
