@@ -25,6 +25,8 @@ uint8_t *aves_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, uint8_t
 _Static_assert(sizeof(((struct rte_mbuf *)0)->buf_addr) == sizeof(void *), "buf_addr is a pointer");
 _Static_assert(sizeof(((struct rte_mbuf *)0)->data_off) == 2, "data_off is 16 bits");
 _Static_assert(sizeof(((struct rte_mbuf *)0)->data_len) == 2, "data_len is 16 bits");
+_Static_assert(sizeof(((struct rte_mbuf *)0)->pkt_len) == 4, "pkt_len is 32 bits");
+_Static_assert(sizeof(((struct rte_mbuf *)0)->nb_segs) == 2, "nb_segs is 16 bits");
 uint16_t aves_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
 uint32_t aves_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 uint16_t aves_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }

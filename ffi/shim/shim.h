@@ -34,12 +34,14 @@ int aves_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint8_t *aves_mbuf_data(struct rte_mbuf *m);
 
 /* Offsets of the rte_mbuf fields the per-packet accessors read directly from Rust
- * (Mbuf::data, Mbuf::len): a call into this shim per access costs more than the read.
+ * (Mbuf::data, len, pkt_len, is_contiguous, prepend, trim): a call into this shim per access costs more than the read.
  * bindgen evaluates them; shim.c checks the field sizes the Rust reads assume. */
 enum aves_mbuf_offsets {
     AVES_MBUF_OFF_BUF_ADDR = offsetof(struct rte_mbuf, buf_addr),
     AVES_MBUF_OFF_DATA_OFF = offsetof(struct rte_mbuf, data_off),
     AVES_MBUF_OFF_DATA_LEN = offsetof(struct rte_mbuf, data_len),
+    AVES_MBUF_OFF_PKT_LEN = offsetof(struct rte_mbuf, pkt_len),
+    AVES_MBUF_OFF_NB_SEGS = offsetof(struct rte_mbuf, nb_segs),
 };
 uint16_t aves_mbuf_data_len(const struct rte_mbuf *m);
 uint32_t aves_mbuf_pkt_len(const struct rte_mbuf *m);

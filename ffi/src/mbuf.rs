@@ -146,17 +146,70 @@ impl Mbuf {
         self.len() == 0
     }
 
+    /// Reads the `T` at byte `offset` of the rte_mbuf.
+    ///
+    /// # Safety
+    /// `offset` must be one of `enum aves_mbuf_offsets` for a field of type `T` (shim.c
+    /// asserts the sizes).
+    #[inline(always)]
+    unsafe fn field<T: Copy>(&self, offset: u32) -> T {
+        // SAFETY: the mbuf is live; by the caller's contract the offset is that of a
+        // field of type T, naturally aligned (rte_mbuf is cache-line aligned).
+        unsafe {
+            self.0
+                .as_ptr()
+                .cast::<u8>()
+                .add(offset as usize)
+                .cast::<T>()
+                .read()
+        }
+    }
+
+    /// Writes the `T` at byte `offset` of the rte_mbuf.
+    ///
+    /// # Safety
+    /// As [`Mbuf::field`].
+    #[inline(always)]
+    unsafe fn set_field<T: Copy>(&mut self, offset: u32, v: T) {
+        // SAFETY: as in `field`; &mut self owns the mbuf exclusively.
+        unsafe {
+            self.0
+                .as_ptr()
+                .cast::<u8>()
+                .add(offset as usize)
+                .cast::<T>()
+                .write(v)
+        }
+    }
+
     /// Total packet length over all segments.
+    #[inline]
     pub fn pkt_len(&self) -> usize {
-        // SAFETY: the mbuf is live.
-        unsafe { raw::aves_mbuf_pkt_len(self.0.as_ptr()) as usize }
+        // SAFETY: pkt_len is a u32 (shim.c).
+        unsafe { self.field::<u32>(raw::AVES_MBUF_OFF_PKT_LEN) as usize }
     }
 
     /// True when the packet is a single segment (all of it is in [`Mbuf::data`]).
     #[inline]
     pub fn is_contiguous(&self) -> bool {
-        // SAFETY: the mbuf is live.
-        unsafe { raw::aves_mbuf_nb_segs(self.0.as_ptr()) == 1 }
+        // SAFETY: nb_segs is a u16 (shim.c).
+        unsafe { self.field::<u16>(raw::AVES_MBUF_OFF_NB_SEGS) == 1 }
+    }
+
+    /// `(pkt_len, nb_segs, data_len, headroom)` as DPDK's own accessors in the shim
+    /// see them: for tests that check the fields this type reads and writes in Rust.
+    #[doc(hidden)]
+    pub fn dpdk_view(&self) -> (u32, u16, u16, u16) {
+        let m = self.0.as_ptr();
+        // SAFETY: the mbuf is live; these are plain reads.
+        unsafe {
+            (
+                raw::aves_mbuf_pkt_len(m),
+                raw::aves_mbuf_nb_segs(m),
+                raw::aves_mbuf_data_len(m),
+                raw::aves_mbuf_headroom(m),
+            )
+        }
     }
 
     /// The mbuf's port field (set by the driver on receive; aves stores its own port
@@ -185,13 +238,28 @@ impl Mbuf {
     }
 
     /// Grows the packet at the front by `n` bytes. False (unchanged) without headroom.
+    ///
+    /// `rte_pktmbuf_prepend` done in Rust on the fields (a call into the shim per
+    /// packet was measurable, docs/performance.md): headroom is `data_off`.
     #[inline]
     pub fn prepend(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
-        // SAFETY: the mbuf is live and ours; prepend checks the headroom itself.
-        !unsafe { raw::aves_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
+        // SAFETY: the offsets name fields of the asserted types (shim.c).
+        unsafe {
+            let off: u16 = self.field(raw::AVES_MBUF_OFF_DATA_OFF);
+            if n > off {
+                return false;
+            }
+            let len: u16 = self.field(raw::AVES_MBUF_OFF_DATA_LEN);
+            let pkt: u32 = self.field(raw::AVES_MBUF_OFF_PKT_LEN);
+            // data_off + data_len <= buf_len < 2^16, so data_len + n cannot wrap.
+            self.set_field(raw::AVES_MBUF_OFF_DATA_OFF, off - n);
+            self.set_field(raw::AVES_MBUF_OFF_DATA_LEN, len.wrapping_add(n));
+            self.set_field(raw::AVES_MBUF_OFF_PKT_LEN, pkt.wrapping_add(u32::from(n)));
+        }
+        true
     }
 
     /// Removes `n` bytes from the front. False (unchanged) if the segment is shorter.
@@ -219,6 +287,9 @@ impl Mbuf {
     }
 
     /// Removes `n` bytes from the end. False (unchanged) if the last segment is shorter.
+    /// Single-segment packets only (false otherwise).
+    ///
+    /// `rte_pktmbuf_trim` for one segment, done in Rust on the fields (as `prepend`).
     #[inline]
     pub fn trim(&mut self, n: usize) -> bool {
         if !self.is_contiguous() {
@@ -227,8 +298,17 @@ impl Mbuf {
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
-        // SAFETY: the mbuf is live and ours; trim checks the length itself.
-        unsafe { raw::aves_pktmbuf_trim(self.0.as_ptr(), n) == 0 }
+        // SAFETY: the offsets name fields of the asserted types (shim.c).
+        unsafe {
+            let len: u16 = self.field(raw::AVES_MBUF_OFF_DATA_LEN);
+            if n > len {
+                return false;
+            }
+            let pkt: u32 = self.field(raw::AVES_MBUF_OFF_PKT_LEN);
+            self.set_field(raw::AVES_MBUF_OFF_DATA_LEN, len - n);
+            self.set_field(raw::AVES_MBUF_OFF_PKT_LEN, pkt.wrapping_sub(u32::from(n)));
+        }
+        true
     }
 
     /// Gives up ownership: the caller must free the pointer (or hand it to DPDK).
@@ -382,6 +462,54 @@ impl Iterator for Drain<'_> {
         }
         None
     }
+}
+
+impl Drain<'_> {
+    /// Prefetches into the cache the packet data of the mbuf `ahead` places after the
+    /// one [`Iterator::next`] returns next, and the cache line in front of it (the
+    /// headroom that a prepend of up to 64 bytes writes, e.g. a tunnel header). Call it
+    /// while handling one packet so that a later one's lines arrive in the meantime
+    /// (as DPDK's l3fwd does). Does nothing past the end.
+    #[inline]
+    pub fn prefetch_ahead(&self, ahead: usize) {
+        let i = self.next.saturating_add(ahead);
+        if i >= self.end {
+            return;
+        }
+        let Some(p) = self.burst.ptrs.get(i).and_then(|p| NonNull::new(*p)) else {
+            return;
+        };
+        let m = p.as_ptr().cast::<u8>();
+        // SAFETY: slot i holds an owned, live mbuf (not yet returned); buf_addr and
+        // data_off are read at their offsets as in `Mbuf::data_ptr_len`. A prefetch
+        // never faults and changes nothing, whatever address it is given, so the
+        // wrapping arithmetic below needs no bound.
+        unsafe {
+            let buf = m
+                .add(raw::AVES_MBUF_OFF_BUF_ADDR as usize)
+                .cast::<*mut u8>()
+                .read();
+            let off = m
+                .add(raw::AVES_MBUF_OFF_DATA_OFF as usize)
+                .cast::<u16>()
+                .read();
+            let data = buf.wrapping_add(usize::from(off));
+            prefetch(data);
+            prefetch(data.wrapping_sub(64));
+        }
+    }
+}
+
+/// A hint to load the cache line holding `p` (no-op off x86-64).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint: it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl Drop for Drain<'_> {

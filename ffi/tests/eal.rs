@@ -60,10 +60,24 @@ fn eal_ports_mbufs_rings_and_lcores() {
         assert_eq!(p0 - m.data().as_ptr() as usize, 14);
         assert_eq!(h0 - m.headroom(), 14);
         assert_eq!(m.len(), m.pkt_len(), "one segment: data_len = pkt_len");
+        // prepend/trim/pkt_len/is_contiguous work on the fields in Rust: DPDK's own
+        // accessors must see the same mbuf.
+        assert_eq!(m.dpdk_view(), (74, 1, 74, h0 as u16 - 14));
         assert!(m.adj(14));
         assert_eq!(m.data()[0], 0xab);
         assert!(m.trim(10));
         assert_eq!(m.len(), 50);
+        assert_eq!(m.dpdk_view(), (50, 1, 50, h0 as u16));
+        assert!(!m.trim(51), "trim past the start must fail");
+        assert_eq!(
+            m.dpdk_view(),
+            (50, 1, 50, h0 as u16),
+            "a refused trim changes nothing"
+        );
+        assert!(m.prepend(h0), "the whole headroom can be taken");
+        assert_eq!(m.dpdk_view(), (50 + h0 as u32, 1, 50 + h0 as u16, 0));
+        assert!(!m.prepend(1), "no headroom left");
+        assert!(m.adj(h0));
         assert!(!m.adj(51), "adj past the end must fail");
         assert!(!m.prepend(100_000), "prepend past the headroom must fail");
         assert!(m.is_contiguous());

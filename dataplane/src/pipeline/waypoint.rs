@@ -368,28 +368,26 @@ impl<B: PacketBuf> Waypoint<B> {
         }
     }
 
-    /// Figure 6 for a new connection from `src` to waypoint address `dst`: `Err` is the
-    /// reason to reject it (with ICMP host unreachable). May claim a binding.
+    /// Figure 6 for a new connection from `src` to waypoint address `dst`, whose live
+    /// binding (if any, and not closing) is `bound` = (gateway, responder): `Err` is the
+    /// reason to reject it (with ICMP host unreachable). `Ok(true)` when it claimed a
+    /// binding (the binding table changed).
     fn admit(
         &mut self,
         src: Ipv4Addr,
         dst: Ipv4Addr,
+        bound: Option<(usize, Ipv4Addr)>,
         now_ns: u64,
         counters: &CoreCounters,
-    ) -> Result<(), DropReason> {
+    ) -> Result<bool, DropReason> {
         if self.waits.is_empty() && self.rejects.is_empty() && self.delayed.reject_unknown_ns == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let key = pair(src, dst);
         if !self.rejects.is_empty() && self.rejects.get(&key, now_ns).is_some() {
             self.life.reject(BindingReject::SourceRejected);
             return Err(DropReason::SourceRejected);
         }
-        let bound = self
-            .bindings
-            .get(&key, now_ns)
-            .filter(|b| !b.closing)
-            .map(|b| (b.gateway, b.responder));
         let wait = if self.waits.is_empty() {
             None
         } else {
@@ -428,7 +426,7 @@ impl<B: PacketBuf> Waypoint<B> {
                     Ok(()) => {
                         counters.events.bindings_claimed.inc();
                         self.notify(Notice::binding_claimed(&b));
-                        Ok(())
+                        Ok(true)
                     }
                     Err(_) => Err(DropReason::FlowTableFull),
                 }
@@ -442,9 +440,9 @@ impl<B: PacketBuf> Waypoint<B> {
                         self.reject(unknown, until, now_ns, true);
                     }
                 }
-                Ok(())
+                Ok(false)
             }
-            _ => Ok(()),
+            _ => Ok(false),
         }
     }
 
@@ -585,8 +583,19 @@ impl<B: PacketBuf> Waypoint<B> {
             Some(f) => f & tcp::flags::SYN != 0 && f & tcp::flags::ACK == 0,
             None => p.first_fragment,
         };
+        // One hash and probe for the binding: `slot` names it for the updates below
+        // (only a claim in `admit` changes `bindings` before them; it looks again).
+        let mut slot = self.bindings.slot_of(&bkey, now_ns);
         if new_connection {
-            if let Err(reason) = self.admit(p.src, p.dst, now_ns, counters) {
+            let bound = slot
+                .and_then(|s| self.bindings.at(s, &bkey))
+                .filter(|b| !b.closing)
+                .map(|b| (b.gateway, b.responder));
+            let admitted = self.admit(p.src, p.dst, bound, now_ns, counters);
+            if admitted == Ok(true) {
+                slot = self.bindings.slot_of(&bkey, now_ns);
+            }
+            if let Err(reason) = admitted {
                 let v = self.router.icmp_error(
                     &mut buf,
                     in_port,
@@ -602,12 +611,11 @@ impl<B: PacketBuf> Waypoint<B> {
                 return deliver(buf, v, io);
             }
         }
-        let live = self
-            .bindings
-            .get(&bkey, now_ns)
+        let live = slot
+            .and_then(|s| self.bindings.at(s, &bkey))
             .copied()
             .filter(|b| !(b.closing && new_connection));
-        let Some(b) = live else {
+        let (Some(b), Some(slot)) = (live, slot) else {
             if new_connection {
                 let v = self.router.icmp_error(
                     &mut buf,
@@ -677,7 +685,8 @@ impl<B: PacketBuf> Waypoint<B> {
                 let exp = now_ns.saturating_add(self.timeouts.for_packet(&k, Some(st)));
                 let c = WpConn { tcp: st };
                 if self.connections.insert(k, c, exp, now_ns).is_ok() {
-                    if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
+                    if let Some(mut e) = self.bindings.at_mut(slot, &bkey) {
+                        let bs = e.value();
                         bs.open_tcp = bs.open_tcp.saturating_add(1);
                     }
                     tcp_state = Some(st);
@@ -689,7 +698,8 @@ impl<B: PacketBuf> Waypoint<B> {
             }
             if closed {
                 self.connections.remove(&k);
-                if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
+                if let Some(mut e) = self.bindings.at_mut(slot, &bkey) {
+                    let bs = e.value();
                     bs.open_tcp = bs.open_tcp.saturating_sub(1);
                     remove_binding = bs.open_tcp == 0 && !http && !bs.pinned;
                 }
@@ -706,7 +716,7 @@ impl<B: PacketBuf> Waypoint<B> {
             now_ns.saturating_add(t)
         });
         // One lookup for the flags and the timer (this runs for every packet).
-        if let Some(mut e) = self.bindings.entry_mut(&bkey, now_ns) {
+        if let Some(mut e) = self.bindings.at_mut(slot, &bkey) {
             let bs = e.value();
             bs.http = http;
             bs.used = true;
@@ -741,11 +751,10 @@ impl<B: PacketBuf> Waypoint<B> {
             return io.drop_packet(buf, r);
         }
         if remove_binding {
-            if let Some(bs) = self.bindings.get_mut(&bkey, now_ns) {
-                bs.closing = true;
+            if let Some(mut e) = self.bindings.at_mut(slot, &bkey) {
+                e.value().closing = true;
+                e.set_expires(now_ns.saturating_add(CLOSING_GRACE_NS));
             }
-            self.bindings
-                .touch(&bkey, now_ns.saturating_add(CLOSING_GRACE_NS), now_ns);
         }
         let queued = Queued {
             buf,

@@ -61,11 +61,13 @@ pub struct Header<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Header<T> {
     /// Wraps `buffer` without checking it; accessors may panic on a short buffer. Use
     /// [`Header::new_checked`] for bytes from the wire.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Header<T> {
         Header { buffer }
     }
 
     /// Wraps `buffer` after [`Header::check`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Header<T>> {
         let h = Self::new_unchecked(buffer);
         h.check()?;
@@ -76,6 +78,7 @@ impl<T: AsRef<[u8]>> Header<T> {
     /// [`WireError::Malformed`] for a version other than [`VERSION`], a reserved flag
     /// bit set, or non-zero reserved bytes (so a later version that uses them is
     /// refused rather than misread).
+    #[inline]
     pub fn check(&self) -> Result<()> {
         let d = self.buffer.as_ref();
         if d.len() < HEADER_LEN {
@@ -91,46 +94,55 @@ impl<T: AsRef<[u8]>> Header<T> {
     }
 
     /// Gives back the buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Protocol version (high nibble of byte 0).
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_FLAGS] >> 4
     }
 
     /// The flags nibble (low nibble of byte 0): [`FLAG_H`], [`FLAG_M`].
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::VER_FLAGS] & 0x0f
     }
 
     /// True when only the inner headers are authenticated ([`FLAG_H`]).
+    #[inline]
     pub fn headers_only(&self) -> bool {
         self.flags() & FLAG_H != 0
     }
 
     /// True when the gateway is to use the multi-homing data path ([`FLAG_M`]).
+    #[inline]
     pub fn multihoming(&self) -> bool {
         self.flags() & FLAG_M != 0
     }
 
     /// Identifier of the key that made the tag.
+    #[inline]
     pub fn key_id(&self) -> u8 {
         self.buffer.as_ref()[field::KEY_ID]
     }
 
     /// The 16-byte tag.
+    #[inline]
     pub fn tag(&self) -> &[u8] {
         &self.buffer.as_ref()[field::TAG]
     }
 
     /// The header bytes the HMAC covers: bytes 0..4 (version/flags, key id, reserved).
+    #[inline]
     pub fn authenticated(&self) -> &[u8] {
         &self.buffer.as_ref()[..AUTHENTICATED_LEN]
     }
 
     /// The bytes after the header: the inner datagram.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
@@ -138,26 +150,31 @@ impl<T: AsRef<[u8]>> Header<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
     /// Writes [`VERSION`] and the flags nibble (bits above it are dropped).
+    #[inline]
     pub fn set_version_flags(&mut self, flags: u8) {
         self.buffer.as_mut()[field::VER_FLAGS] = VERSION << 4 | (flags & 0x0f);
     }
 
     /// Sets the key id.
+    #[inline]
     pub fn set_key_id(&mut self, id: u8) {
         self.buffer.as_mut()[field::KEY_ID] = id;
     }
 
     /// Zeroes the reserved bytes.
+    #[inline]
     pub fn clear_reserved(&mut self) {
         self.buffer.as_mut()[field::RESERVED].copy_from_slice(&[0, 0]);
     }
 
     /// Sets the tag.
+    #[inline]
     pub fn set_tag(&mut self, tag: &[u8; TAG_LEN]) {
         self.buffer.as_mut()[field::TAG].copy_from_slice(tag);
     }
 
     /// The bytes after the header, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
@@ -176,6 +193,7 @@ pub struct AvesRepr {
 
 impl AvesRepr {
     /// Reads a header after [`Header::check`].
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(header: &Header<&T>) -> Result<AvesRepr> {
         header.check()?;
         Ok(AvesRepr {
@@ -185,12 +203,14 @@ impl AvesRepr {
     }
 
     /// Bytes [`AvesRepr::emit`] writes: [`HEADER_LEN`].
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Writes the header into the first [`HEADER_LEN`] bytes of `header` (which must be
     /// that long) with a zero tag, for the caller to fill once the packet is complete.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, header: &mut Header<T>) {
         header.set_version_flags(self.flags & FLAGS_KNOWN);
         header.set_key_id(self.key_id);

@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// Works on 32-bit big-endian words in a 64-bit accumulator (no carry handling in the
 /// loop, which the compiler can unroll and vectorise): 2^16 ≡ 1 (mod 2^16 − 1), so the
 /// sum of 32-bit words folds to the same value as the sum of their 16-bit halves.
+#[inline]
 pub fn sum(acc: u32, data: &[u8]) -> u32 {
     let mut s = u64::from(acc);
     let mut words = data.chunks_exact(4);
@@ -33,6 +34,7 @@ pub fn sum(acc: u32, data: &[u8]) -> u32 {
 }
 
 /// Folds a running sum to 16 bits (one's-complement addition of the halves).
+#[inline]
 pub fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -41,16 +43,19 @@ pub fn fold(mut acc: u32) -> u16 {
 }
 
 /// The checksum field value for `data`: `!fold(sum(0, data))`.
+#[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     !fold(sum(0, data))
 }
 
 /// True when `data` (which includes its checksum field) sums to 0xffff, i.e. verifies.
+#[inline]
 pub fn verify(data: &[u8]) -> bool {
     fold(sum(0, data)) == 0xffff
 }
 
 /// Running sum of the IPv4 pseudo-header (RFC 768, RFC 793 §3.1).
+#[inline]
 pub fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u32 {
     let mut acc = sum(0, &src.octets());
     acc = sum(acc, &dst.octets());
@@ -59,6 +64,7 @@ pub fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u32
 }
 
 /// Running sum of the IPv6 pseudo-header (RFC 8200 §8.1).
+#[inline]
 pub fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u32 {
     let mut acc = sum(0, &src.octets());
     acc = sum(acc, &dst.octets());
@@ -68,12 +74,14 @@ pub fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> 
 
 /// RFC 1624 eqn. 3: the new checksum `HC'` after a 16-bit field changes from `old` to
 /// `new`, given the old checksum `hc`: `HC' = ~(~HC + ~m + m')`.
+#[inline]
 pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
     let acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
     !fold(acc)
 }
 
 /// RFC 1624 update for a 32-bit field (an IPv4 address), as two 16-bit updates.
+#[inline]
 pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
     let hc = update16(hc, (old >> 16) as u16, (new >> 16) as u16);
     update16(hc, old as u16, new as u16)
@@ -82,6 +90,7 @@ pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
 /// RFC 1624 update for a change of a byte string of even length at an even offset
 /// (e.g. an IPv6 address in a pseudo-header). Lengths must match; extra bytes of the
 /// longer slice are ignored.
+#[inline]
 pub fn update_bytes(hc: u16, old: &[u8], new: &[u8]) -> u16 {
     let mut acc = u32::from(!hc);
     for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {

@@ -40,11 +40,13 @@ pub struct Frame<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Wraps `buffer` without checking its length; accessors may panic on a short
     /// buffer. Use [`Frame::new_checked`] for bytes from the wire.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Frame<T> {
         Frame { buffer }
     }
 
     /// Wraps `buffer`, or [`WireError::Truncated`] when it is shorter than the header.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Frame<T>> {
         let frame = Self::new_unchecked(buffer);
         frame.check_len()?;
@@ -52,6 +54,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// [`WireError::Truncated`] unless the buffer holds a whole header.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             Err(WireError::Truncated)
@@ -61,27 +64,32 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// Gives back the buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Destination MAC address.
+    #[inline]
     pub fn dst(&self) -> MacAddr {
         mac_at(self.buffer.as_ref(), field::DST.start)
     }
 
     /// Source MAC address.
+    #[inline]
     pub fn src(&self) -> MacAddr {
         mac_at(self.buffer.as_ref(), field::SRC.start)
     }
 
     /// The EtherType (the payload's protocol).
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         let d = self.buffer.as_ref();
         u16::from_be_bytes([d[field::ETHERTYPE.start], d[field::ETHERTYPE.start + 1]])
     }
 
     /// The bytes after the header (may include trailing padding to the 60-byte minimum).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
@@ -89,26 +97,31 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     /// Sets the destination MAC address.
+    #[inline]
     pub fn set_dst(&mut self, mac: MacAddr) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&mac.0);
     }
 
     /// Sets the source MAC address.
+    #[inline]
     pub fn set_src(&mut self, mac: MacAddr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&mac.0);
     }
 
     /// Sets the EtherType.
+    #[inline]
     pub fn set_ethertype(&mut self, value: u16) {
         self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&value.to_be_bytes());
     }
 
     /// The bytes after the header, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::PAYLOAD]
     }
 }
 
+#[inline]
 fn mac_at(d: &[u8], at: usize) -> MacAddr {
     let mut m = [0u8; 6];
     m.copy_from_slice(&d[at..at + 6]);
@@ -129,6 +142,7 @@ pub struct EthernetRepr {
 impl EthernetRepr {
     /// Reads the header of a checked frame. Never fails on a checked frame; the
     /// `Result` keeps the signature uniform with the other `Repr`s.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(frame: &Frame<&T>) -> Result<EthernetRepr> {
         frame.check_len()?;
         Ok(EthernetRepr {
@@ -139,12 +153,14 @@ impl EthernetRepr {
     }
 
     /// Bytes [`EthernetRepr::emit`] writes: [`HEADER_LEN`].
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Writes the header into the first [`HEADER_LEN`] bytes of `frame` (which must
     /// be that long; it is when the frame came from [`Frame::new_checked`]).
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
         frame.set_dst(self.dst);
         frame.set_src(self.src);

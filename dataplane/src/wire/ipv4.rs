@@ -63,11 +63,13 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps `buffer` without checking it; accessors may panic on bad lengths. Use
     /// [`Packet::new_checked`] for bytes from the wire.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
     }
 
     /// Wraps `buffer` after [`Packet::check`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let p = Self::new_unchecked(buffer);
         p.check()?;
@@ -78,6 +80,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// ([`WireError::Malformed`] otherwise), the header within the buffer, a total
     /// length that covers the header ([`WireError::Malformed`]) and fits the buffer
     /// ([`WireError::Truncated`]).
+    #[inline]
     pub fn check(&self) -> Result<()> {
         let d = self.buffer.as_ref();
         if d.len() < MIN_HEADER_LEN {
@@ -100,140 +103,167 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Gives back the buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     fn u16_at(&self, r: std::ops::Range<usize>) -> u16 {
         let d = self.buffer.as_ref();
         u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
 
+    #[inline]
     fn ip_at(&self, r: std::ops::Range<usize>) -> Ipv4Addr {
         let d = &self.buffer.as_ref()[r];
         Ipv4Addr::new(d[0], d[1], d[2], d[3])
     }
 
     /// IP version (4 in a checked packet).
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL × 4), options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
     /// The DSCP and ECN byte (formerly type of service; RFC 2474, RFC 3168).
+    #[inline]
     pub fn dscp_ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN]
     }
 
     /// Total length of header and payload in bytes.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         self.u16_at(field::TOTAL_LEN)
     }
 
     /// Identification (for fragment reassembly).
+    #[inline]
     pub fn ident(&self) -> u16 {
         self.u16_at(field::IDENT)
     }
 
     /// Don't Fragment flag.
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         self.u16_at(field::FLAGS_FRAG) & FLAG_DF != 0
     }
 
     /// More Fragments flag.
+    #[inline]
     pub fn more_frags(&self) -> bool {
         self.u16_at(field::FLAGS_FRAG) & FLAG_MF != 0
     }
 
     /// Fragment offset in bytes (the field counts 8-byte units).
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         (self.u16_at(field::FLAGS_FRAG) & FRAG_MASK) * 8
     }
 
     /// True for any fragment of a larger datagram, first one included
     /// (MF set or a non-zero offset).
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.u16_at(field::FLAGS_FRAG) & (FLAG_MF | FRAG_MASK) != 0
     }
 
     /// Time to live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Payload protocol (see [`protocol`]).
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
 
     /// The header checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         self.u16_at(field::CHECKSUM)
     }
 
     /// Source address.
+    #[inline]
     pub fn src(&self) -> Ipv4Addr {
         self.ip_at(field::SRC)
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst(&self) -> Ipv4Addr {
         self.ip_at(field::DST)
     }
 
     /// The options (bytes 20..header_len), empty when IHL is 5.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
     }
 
     /// The whole header (header_len bytes), e.g. to quote it in an ICMP error.
+    #[inline]
     pub fn header(&self) -> &[u8] {
         &self.buffer.as_ref()[..self.header_len()]
     }
 
     /// The payload: bytes header_len..total_len (Ethernet padding excluded).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
     }
 
     /// True when the header checksum verifies (RFC 1071).
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::verify(self.header())
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     fn set_u16_at(&mut self, r: std::ops::Range<usize>, value: u16) {
         self.buffer.as_mut()[r].copy_from_slice(&value.to_be_bytes());
     }
 
     /// Writes version 4 and the IHL for `header_len` bytes (a multiple of 4,
     /// 20..=60; lower bits and higher values are cut to fit the 4-bit field).
+    #[inline]
     pub fn set_version_ihl(&mut self, header_len: usize) {
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) & 0x0f) as u8;
     }
 
     /// Sets the DSCP and ECN byte.
+    #[inline]
     pub fn set_dscp_ecn(&mut self, value: u8) {
         self.buffer.as_mut()[field::DSCP_ECN] = value;
     }
 
     /// Sets the total length.
+    #[inline]
     pub fn set_total_len(&mut self, value: u16) {
         self.set_u16_at(field::TOTAL_LEN, value);
     }
 
     /// Sets the identification.
+    #[inline]
     pub fn set_ident(&mut self, value: u16) {
         self.set_u16_at(field::IDENT, value);
     }
 
     /// Sets the DF and MF flags and the fragment offset in bytes. The offset must be a
     /// multiple of 8 below 65536 (RFC 791 §3.1); its low three bits are dropped.
+    #[inline]
     pub fn set_flags_frag(&mut self, dont_frag: bool, more_frags: bool, offset: u16) {
         let mut v = (offset / 8) & FRAG_MASK;
         if dont_frag {
@@ -246,31 +276,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the time to live (checksum untouched; see [`Packet::decrement_ttl`]).
+    #[inline]
     pub fn set_ttl(&mut self, value: u8) {
         self.buffer.as_mut()[field::TTL] = value;
     }
 
     /// Sets the payload protocol.
+    #[inline]
     pub fn set_protocol(&mut self, value: u8) {
         self.buffer.as_mut()[field::PROTOCOL] = value;
     }
 
     /// Sets the source address (checksum untouched).
+    #[inline]
     pub fn set_src(&mut self, addr: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&addr.octets());
     }
 
     /// Sets the destination address (checksum untouched).
+    #[inline]
     pub fn set_dst(&mut self, addr: Ipv4Addr) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&addr.octets());
     }
 
     /// Sets the header checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         self.set_u16_at(field::CHECKSUM, value);
     }
 
     /// Computes the header checksum from scratch and writes it.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let c = checksum::checksum(self.header());
@@ -278,12 +314,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The payload (header_len..total_len), mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (start, end) = (self.header_len(), usize::from(self.total_len()));
         &mut self.buffer.as_mut()[start..end]
     }
 
     /// The header (header_len bytes), mutable.
+    #[inline]
     pub fn header_mut(&mut self) -> &mut [u8] {
         let len = self.header_len();
         &mut self.buffer.as_mut()[..len]
@@ -293,6 +331,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// over the TTL/protocol word), as a router does on forwarding (RFC 1812 §5.3.1).
     /// A TTL of 0 is left as it is: the caller drops (and answers) packets whose TTL is
     /// 1 or less before forwarding.
+    #[inline]
     pub fn decrement_ttl(&mut self) {
         let ttl = self.ttl();
         if ttl == 0 {
@@ -308,6 +347,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Rewrites the source address and updates the header checksum incrementally
     /// (RFC 1624). The caller updates any L4 checksum that covers the pseudo-header.
+    #[inline]
     pub fn set_src_incremental(&mut self, addr: Ipv4Addr) {
         let c = checksum::update32(self.checksum(), self.src().into(), addr.into());
         self.set_src(addr);
@@ -316,6 +356,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Rewrites the destination address and updates the header checksum incrementally
     /// (RFC 1624). The caller updates any L4 checksum that covers the pseudo-header.
+    #[inline]
     pub fn set_dst_incremental(&mut self, addr: Ipv4Addr) {
         let c = checksum::update32(self.checksum(), self.dst().into(), addr.into());
         self.set_dst(addr);
@@ -349,6 +390,7 @@ impl Ipv4Repr {
     /// Reads a header after [`Packet::check`] and a checksum check
     /// ([`WireError::Checksum`]). Options are skipped and fragments accepted: callers
     /// that care read [`Packet::options`] and [`Packet::is_fragment`].
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Ipv4Repr> {
         packet.check()?;
         if !packet.verify_checksum() {
@@ -368,6 +410,7 @@ impl Ipv4Repr {
     }
 
     /// Bytes [`Ipv4Repr::emit`] writes: [`MIN_HEADER_LEN`] (no options).
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         MIN_HEADER_LEN
     }
@@ -375,17 +418,26 @@ impl Ipv4Repr {
     /// Writes a 20-byte header (no options, MF clear, offset 0) into the first
     /// [`MIN_HEADER_LEN`] bytes of `packet`, which must be that long, and fills the
     /// checksum. The payload is the caller's.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
-        packet.set_version_ihl(MIN_HEADER_LEN);
-        packet.set_dscp_ecn(self.dscp_ecn);
-        packet.set_total_len(self.payload_len.saturating_add(MIN_HEADER_LEN as u16));
-        packet.set_ident(self.ident);
-        packet.set_flags_frag(self.dont_frag, false, 0);
-        packet.set_ttl(self.ttl);
-        packet.set_protocol(self.protocol);
-        packet.set_src(self.src);
-        packet.set_dst(self.dst);
-        packet.fill_checksum();
+        // Built in a fixed-size array and written with one copy: the checksum of a
+        // known-length header unrolls, and the buffer is bounds-checked once (this runs
+        // for every packet a waypoint encapsulates).
+        let mut h = [0u8; MIN_HEADER_LEN];
+        h[field::VER_IHL] = 0x40 | (MIN_HEADER_LEN / 4) as u8;
+        h[field::DSCP_ECN] = self.dscp_ecn;
+        let total = self.payload_len.saturating_add(MIN_HEADER_LEN as u16);
+        h[field::TOTAL_LEN].copy_from_slice(&total.to_be_bytes());
+        h[field::IDENT].copy_from_slice(&self.ident.to_be_bytes());
+        let flags = if self.dont_frag { FLAG_DF } else { 0 };
+        h[field::FLAGS_FRAG].copy_from_slice(&flags.to_be_bytes());
+        h[field::TTL] = self.ttl;
+        h[field::PROTOCOL] = self.protocol;
+        h[field::SRC].copy_from_slice(&self.src.octets());
+        h[field::DST].copy_from_slice(&self.dst.octets());
+        let c = checksum::checksum(&h);
+        h[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+        packet.buffer.as_mut()[..MIN_HEADER_LEN].copy_from_slice(&h);
     }
 }
 

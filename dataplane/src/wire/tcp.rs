@@ -66,11 +66,13 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps `buffer` without checking it; accessors may panic on bad lengths. Use
     /// [`Packet::new_checked`] for bytes from the wire.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
     }
 
     /// Wraps `buffer` after [`Packet::check`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let p = Self::new_unchecked(buffer);
         p.check()?;
@@ -79,6 +81,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// [`WireError::Truncated`] when the buffer is shorter than 20 bytes or than the
     /// data offset says; [`WireError::Malformed`] when the data offset is below 5.
+    #[inline]
     pub fn check(&self) -> Result<()> {
         let n = self.buffer.as_ref().len();
         if n < MIN_HEADER_LEN {
@@ -95,96 +98,115 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Gives back the buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     fn u16_at(&self, r: std::ops::Range<usize>) -> u16 {
         let d = self.buffer.as_ref();
         u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
 
+    #[inline]
     fn u32_at(&self, r: std::ops::Range<usize>) -> u32 {
         let d = self.buffer.as_ref();
         u32::from_be_bytes([d[r.start], d[r.start + 1], d[r.start + 2], d[r.start + 3]])
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         self.u16_at(field::SRC_PORT)
     }
 
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         self.u16_at(field::DST_PORT)
     }
 
     /// Sequence number.
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         self.u32_at(field::SEQ)
     }
 
     /// Acknowledgment number.
+    #[inline]
     pub fn ack_number(&self) -> u32 {
         self.u32_at(field::ACK)
     }
 
     /// Header length in bytes (data offset × 4), options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::DATA_OFFSET] >> 4) * 4
     }
 
     /// The flags byte (see [`flags`]).
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::FLAGS]
     }
 
     /// SYN flag.
+    #[inline]
     pub fn syn(&self) -> bool {
         self.flags() & flags::SYN != 0
     }
 
     /// ACK flag.
+    #[inline]
     pub fn ack(&self) -> bool {
         self.flags() & flags::ACK != 0
     }
 
     /// FIN flag.
+    #[inline]
     pub fn fin(&self) -> bool {
         self.flags() & flags::FIN != 0
     }
 
     /// RST flag.
+    #[inline]
     pub fn rst(&self) -> bool {
         self.flags() & flags::RST != 0
     }
 
     /// Receive window.
+    #[inline]
     pub fn window(&self) -> u16 {
         self.u16_at(field::WINDOW)
     }
 
     /// The checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         self.u16_at(field::CHECKSUM)
     }
 
     /// Urgent pointer.
+    #[inline]
     pub fn urgent(&self) -> u16 {
         self.u16_at(field::URGENT)
     }
 
     /// The options (bytes 20..header_len).
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
     }
 
     /// The payload (bytes header_len..).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
 
     /// True when the checksum verifies over the IPv4 pseudo-header and the segment.
+    #[inline]
     pub fn verify_checksum_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         let d = self.buffer.as_ref();
         // A segment longer than 65535 bytes cannot travel in IPv4; the cast only keeps
@@ -194,6 +216,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// True when the checksum verifies over the IPv6 pseudo-header and the segment.
+    #[inline]
     pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         let d = self.buffer.as_ref();
         let acc = checksum::pseudo_v6(src, dst, TCP, d.len() as u32);
@@ -202,6 +225,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Offset in the segment of the MSS option's value, walking the options as
     /// RFC 9293 §3.2 lays them out; `None` when absent or the list is malformed.
+    #[inline]
     fn mss_offset(&self) -> Option<usize> {
         let opts = self
             .buffer
@@ -229,6 +253,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The Maximum Segment Size option (kind 2, length 4), if present and the option
     /// list up to it is well formed.
+    #[inline]
     pub fn mss(&self) -> Option<u16> {
         let at = self.mss_offset()?;
         let d = self.buffer.as_ref();
@@ -237,26 +262,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     fn set_u16_at(&mut self, r: std::ops::Range<usize>, value: u16) {
         self.buffer.as_mut()[r].copy_from_slice(&value.to_be_bytes());
     }
 
     /// Sets the source port (checksum untouched).
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         self.set_u16_at(field::SRC_PORT, value);
     }
 
     /// Sets the destination port (checksum untouched).
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         self.set_u16_at(field::DST_PORT, value);
     }
 
     /// Sets the sequence number.
+    #[inline]
     pub fn set_seq_number(&mut self, value: u32) {
         self.buffer.as_mut()[field::SEQ].copy_from_slice(&value.to_be_bytes());
     }
 
     /// Sets the acknowledgment number.
+    #[inline]
     pub fn set_ack_number(&mut self, value: u32) {
         self.buffer.as_mut()[field::ACK].copy_from_slice(&value.to_be_bytes());
     }
@@ -264,42 +294,50 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the data offset for a `header_len`-byte header (a multiple of 4, 20..=60;
     /// lower bits and higher values are cut to fit the 4-bit field). The reserved bits
     /// are cleared.
+    #[inline]
     pub fn set_header_len(&mut self, header_len: usize) {
         self.buffer.as_mut()[field::DATA_OFFSET] = (((header_len / 4) & 0x0f) as u8) << 4;
     }
 
     /// Sets the flags byte.
+    #[inline]
     pub fn set_flags(&mut self, value: u8) {
         self.buffer.as_mut()[field::FLAGS] = value;
     }
 
     /// Sets the receive window.
+    #[inline]
     pub fn set_window(&mut self, value: u16) {
         self.set_u16_at(field::WINDOW, value);
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         self.set_u16_at(field::CHECKSUM, value);
     }
 
     /// Sets the urgent pointer.
+    #[inline]
     pub fn set_urgent(&mut self, value: u16) {
         self.set_u16_at(field::URGENT, value);
     }
 
     /// The options (20..header_len), mutable.
+    #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {
         let end = self.header_len();
         &mut self.buffer.as_mut()[MIN_HEADER_LEN..end]
     }
 
     /// The payload (header_len..), mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let start = self.header_len();
         &mut self.buffer.as_mut()[start..]
     }
 
+    #[inline]
     fn finish_checksum(&mut self, acc: u32) {
         self.set_checksum(0);
         let c = !checksum::fold(checksum::sum(acc, self.buffer.as_ref()));
@@ -307,12 +345,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Computes and writes the checksum over the IPv4 pseudo-header and the segment.
+    #[inline]
     pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         let len = self.buffer.as_ref().len() as u16;
         self.finish_checksum(checksum::pseudo_v4(src, dst, TCP, len));
     }
 
     /// Computes and writes the checksum over the IPv6 pseudo-header and the segment.
+    #[inline]
     pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         let len = self.buffer.as_ref().len() as u32;
         self.finish_checksum(checksum::pseudo_v6(src, dst, TCP, len));
@@ -322,6 +362,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// incrementally (RFC 1624), so SYNs through a tunnel ask for segments that fit
     /// its MTU. Returns whether the segment changed. MSS only appears on SYN segments
     /// (RFC 9293 §3.7.1); which segments to clamp is the caller's choice.
+    #[inline]
     pub fn clamp_mss(&mut self, max: u16) -> bool {
         let Some(at) = self.mss_offset() else {
             return false;
@@ -375,6 +416,7 @@ pub struct TcpRepr {
 impl TcpRepr {
     /// Reads the header after [`Packet::check`]. The checksum is not verified here (it
     /// needs the IP addresses); options other than MSS are skipped.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<TcpRepr> {
         packet.check()?;
         Ok(TcpRepr {
@@ -390,6 +432,7 @@ impl TcpRepr {
     }
 
     /// Header bytes [`TcpRepr::emit`] writes: 20, plus 4 with an MSS option.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         if self.max_seg_size.is_some() {
             MIN_HEADER_LEN + option::MSS_LEN
@@ -401,6 +444,7 @@ impl TcpRepr {
     /// Writes the header (and MSS option) with a zero checksum; write the payload
     /// after [`TcpRepr::buffer_len`] bytes, then call [`Packet::fill_checksum_v4`] or
     /// [`Packet::fill_checksum_v6`]. `packet` must hold at least `buffer_len` bytes.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);

@@ -33,11 +33,13 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps `buffer` without checking it; accessors may panic on bad lengths. Use
     /// [`Packet::new_checked`] for bytes from the wire.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
     }
 
     /// Wraps `buffer` after [`Packet::check`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let p = Self::new_unchecked(buffer);
         p.check()?;
@@ -46,6 +48,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// [`WireError::Truncated`] when the buffer is shorter than the header or than the
     /// length field; [`WireError::Malformed`] when the length field is below 8.
+    #[inline]
     pub fn check(&self) -> Result<()> {
         let n = self.buffer.as_ref().len();
         if n < HEADER_LEN {
@@ -62,51 +65,61 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Gives back the buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     fn u16_at(&self, r: std::ops::Range<usize>) -> u16 {
         let d = self.buffer.as_ref();
         u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         self.u16_at(field::SRC_PORT)
     }
 
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         self.u16_at(field::DST_PORT)
     }
 
     /// The length field: header plus payload, in bytes.
+    #[inline]
     pub fn len(&self) -> u16 {
         self.u16_at(field::LENGTH)
     }
 
     /// True when the datagram has no payload (length field 8 or, unchecked, less).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         usize::from(self.len()) <= HEADER_LEN
     }
 
     /// The checksum field (0: none, IPv4 only).
+    #[inline]
     pub fn checksum(&self) -> u16 {
         self.u16_at(field::CHECKSUM)
     }
 
     /// The payload: bytes 8..len.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
     }
 
     /// The datagram: bytes 0..len.
+    #[inline]
     fn datagram(&self) -> &[u8] {
         &self.buffer.as_ref()[..usize::from(self.len())]
     }
 
     /// True when the checksum verifies over IPv4, or is 0 (none sent, RFC 768).
+    #[inline]
     pub fn verify_checksum_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         if self.checksum() == 0 {
             return true;
@@ -116,6 +129,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// True when the checksum verifies over IPv6; 0 never does (RFC 8200 §8.1).
+    #[inline]
     pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         if self.checksum() == 0 {
             return false;
@@ -126,36 +140,43 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     fn set_u16_at(&mut self, r: std::ops::Range<usize>, value: u16) {
         self.buffer.as_mut()[r].copy_from_slice(&value.to_be_bytes());
     }
 
     /// Sets the source port (checksum untouched).
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         self.set_u16_at(field::SRC_PORT, value);
     }
 
     /// Sets the destination port (checksum untouched).
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         self.set_u16_at(field::DST_PORT, value);
     }
 
     /// Sets the length field.
+    #[inline]
     pub fn set_len(&mut self, value: u16) {
         self.set_u16_at(field::LENGTH, value);
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         self.set_u16_at(field::CHECKSUM, value);
     }
 
     /// The payload (8..len), mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
         &mut self.buffer.as_mut()[HEADER_LEN..end]
     }
 
+    #[inline]
     fn finish_checksum(&mut self, acc: u32) {
         self.set_checksum(0);
         let c = !checksum::fold(checksum::sum(acc, self.datagram()));
@@ -164,11 +185,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Computes and writes the checksum over the IPv4 pseudo-header and the datagram.
+    #[inline]
     pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.finish_checksum(checksum::pseudo_v4(src, dst, UDP, self.len()));
     }
 
     /// Computes and writes the checksum over the IPv6 pseudo-header and the datagram.
+    #[inline]
     pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         self.finish_checksum(checksum::pseudo_v6(src, dst, UDP, u32::from(self.len())));
     }
@@ -191,6 +214,7 @@ impl UdpRepr {
     /// Reads the ports after [`Packet::check`]. The checksum is not verified here (it
     /// needs the IP addresses): call [`Packet::verify_checksum_v4`] or
     /// [`Packet::verify_checksum_v6`].
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<UdpRepr> {
         packet.check()?;
         Ok(UdpRepr {
@@ -200,6 +224,7 @@ impl UdpRepr {
     }
 
     /// Bytes [`UdpRepr::emit`] writes: [`HEADER_LEN`].
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
@@ -207,6 +232,7 @@ impl UdpRepr {
     /// Writes the header for a `payload_len`-byte payload (at most 65527) with a zero
     /// checksum; write the payload, then call [`Packet::fill_checksum_v4`] or
     /// [`Packet::fill_checksum_v6`]. `packet` must hold at least [`HEADER_LEN`] bytes.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>, payload_len: u16) {
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
