@@ -186,55 +186,52 @@ pub fn encapsulate_untagged<B: PacketBuf>(
     // Cannot fail: padding is at most the old length.
     buf.trim(padding);
 
-    // The 62 bytes of Ethernet and outer headers are built in one array and written
-    // with one copy: nothing is read back from the frame (a read of bytes just written
-    // by narrower stores stalls the store-to-load forwarding; it showed in profiles).
-    let mut hdr = [0u8; ETH + OVERHEAD];
-    {
-        let (eth_bytes, rest) = hdr.split_at_mut(ETH);
-        eth_bytes.copy_from_slice(&eth);
-        let (ip_bytes, rest) = rest.split_at_mut(ipv4::MIN_HEADER_LEN);
-        let (udp_bytes, aves_bytes) = rest.split_at_mut(udp::HEADER_LEN);
-        let ip_repr = Ipv4Repr {
-            src: outer.src,
-            dst: outer.dst,
-            protocol: protocol::UDP,
-            payload_len: outer_payload_len,
-            ttl: OUTER_TTL,
-            dscp_ecn,
-            ident: outer.ident,
-            dont_frag,
-        };
-        ip_repr.emit(&mut ipv4::Packet::new_unchecked(&mut *ip_bytes));
-        let udp_repr = UdpRepr {
-            src_port,
-            dst_port: outer.dst_port,
-        };
-        udp_repr.emit(
-            &mut udp::Packet::new_unchecked(&mut *udp_bytes),
-            outer_payload_len - udp::HEADER_LEN as u16,
-        );
-        let aves_repr = AvesRepr {
-            flags: outer.flags,
-            key_id,
-        };
-        aves_repr.emit(&mut aves::Header::new_unchecked(&mut *aves_bytes));
-        // Stage the tag input so that it is one contiguous range (see [`mac_message`]):
-        // the 14 bytes that precede the inner datagram in the HMAC input go into the
-        // last 14 bytes of the tag field, right in front of the inner datagram.
-        let mut prefix = [0u8; MAC_PREFIX_LEN];
-        prefix[0..4].copy_from_slice(&outer.src.octets());
-        prefix[4..8].copy_from_slice(&outer.dst.octets());
-        prefix[8..10].copy_from_slice(&outer.dst_port.to_be_bytes());
-        prefix[10..14].copy_from_slice(&aves_bytes[..aves::AUTHENTICATED_LEN]);
-        aves_bytes[aves::HEADER_LEN - MAC_PREFIX_LEN..aves::HEADER_LEN].copy_from_slice(&prefix);
-    }
-    // Cannot fail: the frame now holds OVERHEAD bytes more than the Ethernet header and
-    // inner datagram it was checked to hold.
-    let Some(front) = buf.data_mut().get_mut(..ETH + OVERHEAD) else {
+    // Written straight into the frame, field by field; nothing written is read back
+    // (a load of bytes just stored by narrower stores stalls store-to-load forwarding:
+    // reading the AVES header back for the tag input showed in profiles).
+    let d = buf.data_mut();
+    let Some(front) = d.get_mut(..ETH + OVERHEAD) else {
+        // Cannot happen: the frame holds OVERHEAD bytes more than the Ethernet header
+        // and inner datagram it was checked to hold.
         return Err(DropReason::Truncated);
     };
-    front.copy_from_slice(&hdr);
+    let (eth_bytes, ip_bytes) = front.split_at_mut(ETH);
+    eth_bytes.copy_from_slice(&eth);
+    let (ip_bytes, udp_bytes) = ip_bytes.split_at_mut(ipv4::MIN_HEADER_LEN);
+    let ip_repr = Ipv4Repr {
+        src: outer.src,
+        dst: outer.dst,
+        protocol: protocol::UDP,
+        payload_len: outer_payload_len,
+        ttl: OUTER_TTL,
+        dscp_ecn,
+        ident: outer.ident,
+        dont_frag,
+    };
+    ip_repr.emit(&mut ipv4::Packet::new_unchecked(&mut *ip_bytes));
+    let (udp_bytes, aves_bytes) = udp_bytes.split_at_mut(udp::HEADER_LEN);
+    let udp_repr = UdpRepr {
+        src_port,
+        dst_port: outer.dst_port,
+    };
+    udp_repr.emit(
+        &mut udp::Packet::new_unchecked(&mut *udp_bytes),
+        outer_payload_len - udp::HEADER_LEN as u16,
+    );
+    let aves_repr = AvesRepr {
+        flags: outer.flags,
+        key_id,
+    };
+    let authenticated = aves_repr.authenticated_bytes();
+    aves_repr.emit(&mut aves::Header::new_unchecked(&mut *aves_bytes));
+    // Stage the tag input so that it is one contiguous range (see [`mac_message`]): the
+    // 14 bytes that precede the inner datagram in the HMAC input go into the last 14
+    // bytes of the tag field, right in front of the inner datagram.
+    let staged = &mut aves_bytes[aves::HEADER_LEN - MAC_PREFIX_LEN..aves::HEADER_LEN];
+    staged[0..4].copy_from_slice(&outer.src.octets());
+    staged[4..8].copy_from_slice(&outer.dst.octets());
+    staged[8..10].copy_from_slice(&outer.dst_port.to_be_bytes());
+    staged[10..14].copy_from_slice(&authenticated);
     Ok(())
 }
 

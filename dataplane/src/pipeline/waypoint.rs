@@ -568,7 +568,7 @@ impl<B: PacketBuf> Waypoint<B> {
         now_ns: u64,
         counters: &CoreCounters,
         io: &mut impl Io<B>,
-        p: Inbound,
+        p: &Inbound,
     ) {
         if !valid_source(p.src) {
             return io.drop_packet(buf, DropReason::Ipv4BadSource);
@@ -874,7 +874,7 @@ impl<B: PacketBuf> Role<B> for Waypoint<B> {
             })
         };
         if ours {
-            if let Some(p) = Self::inspect(buf.data()) {
+            if let Some(ref p) = Self::inspect(buf.data()) {
                 if self.router.is_pool(p.dst) {
                     let mac_ok = ethernet::Frame::new_checked(buf.data())
                         .is_ok_and(|f| Some(f.dst()) == self.port_mac(in_port));

@@ -208,6 +208,13 @@ impl AvesRepr {
         HEADER_LEN
     }
 
+    /// The first [`AUTHENTICATED_LEN`] bytes [`AvesRepr::emit`] writes (version and
+    /// flags, key id, reserved zero), computed without reading them back.
+    #[inline]
+    pub fn authenticated_bytes(&self) -> [u8; AUTHENTICATED_LEN] {
+        [VERSION << 4 | (self.flags & FLAGS_KNOWN), self.key_id, 0, 0]
+    }
+
     /// Writes the header into the first [`HEADER_LEN`] bytes of `header` (which must be
     /// that long) with a zero tag, for the caller to fill once the packet is complete.
     #[inline]
