@@ -178,6 +178,8 @@ pub struct Waypoint<B = crate::buf::VecBuf> {
     waits: FlowTable<WaitState>,
     /// Rejected sources: (S, W) for violators, (S, 0.0.0.0) for sources without state.
     rejects: FlowTable<()>,
+    /// The outer UDP source port's hash state for the last inner address pair.
+    source_ports: tunnel::SourcePorts,
     delayed: DelayedTimers,
     notices: [Option<Notice>; NOTICE_SLOTS],
     /// Encapsulated packets waiting for their tags (burst mode): tagged together by
@@ -254,6 +256,7 @@ impl<B: PacketBuf> Waypoint<B> {
             timeouts: cfg.timeouts,
             waits: FlowTable::new(cfg.wait_capacity.max(1), cfg.seed ^ 0x2545_f491),
             rejects: FlowTable::new(cfg.reject_capacity.max(1), cfg.seed ^ 0x9e37_79b9),
+            source_ports: tunnel::SourcePorts::default(),
             delayed: cfg.delayed,
             notices: [None; NOTICE_SLOTS],
             batch: Vec::with_capacity(MAX_BATCH),
@@ -747,7 +750,9 @@ impl<B: PacketBuf> Waypoint<B> {
             ident: self.router.next_ident(),
             flags,
         };
-        if let Err(r) = tunnel::encapsulate_untagged(&mut buf, &outer, key.id()) {
+        if let Err(r) =
+            tunnel::encapsulate_untagged_with(&mut buf, &outer, key.id(), &mut self.source_ports)
+        {
             return io.drop_packet(buf, r);
         }
         if remove_binding {
