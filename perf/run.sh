@@ -5,7 +5,9 @@
 # then spend half their time on), once through dpdk-testpmd (the baseline: io,
 # macswap, 5tswap) and once through aves (router, waypoint, gateway roles), on the
 # same forwarding lcore, in one invocation. Prints per workload Mpps, Gb/s, cycles per
-# packet and the ratio to testpmd; checks aves returned every mbuf.
+# packet and the ratio to testpmd (and, for the authenticating waypoint, to the raw
+# multi-buffer HMAC rate measured on the same lcore at the start of the run); checks aves
+# returned every mbuf.
 #
 #   sudo perf/run.sh [--quick] [--seconds N] [--lcore L] [--proto udp|tcp|both]
 #
@@ -106,11 +108,17 @@ connections = $LIMIT
 CFG
 }
 
-row() { # row NAME SIZE PPS BASE_PPS
-  awk -v n="$1" -v s="$2" -v p="$3" -v b="$4" -v mhz="$MHZ" 'BEGIN {
+row() { # row NAME SIZE PPS BASE_PPS [RAW_MPPS]
+  awk -v n="$1" -v s="$2" -v p="$3" -v b="$4" -v raw="${5:-0}" -v mhz="$MHZ" 'BEGIN {
     mpps = p / 1e6; gbps = p * s * 8 / 1e9; cyc = (p > 0) ? mhz * 1e6 / p : 0; r = (b > 0) ? p / b : 0
-    printf "%-44s %5d B %8.2f Mpps %7.2f Gb/s %7.0f cyc/pkt %6.2fx\n", n, s, mpps, gbps, cyc, r }'
+    extra = (raw > 0) ? sprintf("  %5.2fx raw multi-buffer (%.2f Mpps)", mpps / raw, raw) : ""
+    printf "%-44s %5d B %8.2f Mpps %7.2f Gb/s %7.0f cyc/pkt %6.2fx%s\n", n, s, mpps, gbps, cyc, r, extra }'
 }
+
+# raw_mpps ALGORITHM SIZE -> the multi-buffer engine's own HMAC rate for SIZE-byte
+# inputs (the waypoint's HMAC input for a SIZE-byte frame is SIZE bytes: 14 staged
+# bytes and the inner datagram), measured on the same lcore at the start of this run.
+raw_mpps() { awk -v a="$1" -v s="$2" '$1 == "raw" && $2 == a && $3 == s { print $4 }' "$tmp/raw.txt"; }
 
 sizes=(64 512 1464)
 flows=(1 1024 1048576)
@@ -124,6 +132,11 @@ case "$PROTO" in
 esac
 echo "aves perf kit: net_pcap (infinite_rx) -> engine -> net_null, lcore $LCORE, ${SECONDS_PER_RUN}s per run, CPU ${MHZ} MHz"
 echo "ratio = aves pps / testpmd 5tswap pps on the same pcap (same invocation)"
+# The chosen engine's raw multi-buffer HMAC rate (ipsec-mb, bursts of 32, decision
+# 0009), on the same lcore, for the waypoint's "raw multi-buffer" ratio.
+(cd "$root" && taskset -c "$LCORE" cargo bench -q -p dpdk-sys --bench mb_hmac -- --raw "$(IFS=,; echo "${sizes[*]}")") > "$tmp/raw.txt" 2> "$tmp/raw.err" ||
+  { echo "raw multi-buffer benchmark failed: $(tail -3 "$tmp/raw.err")" >&2; exit 1; }
+echo "raw multi-buffer HMAC on lcore $LCORE (Mpps): $(awk '$1 == "raw" { printf "%s/%s B %s; ", $2, $3, $4 }' "$tmp/raw.txt")"
 printf '%-44s %7s %13s %12s %15s %7s\n' workload size rate throughput cost ratio
 
 for proto in "${protos[@]}"; do
@@ -161,10 +174,12 @@ CFG
     row "aves router ($nf flows)" "$size" "$(aves_pps "$c" "$s")" "$sw"
 
     # Waypoint: [A -> W] translated, encapsulated, authenticated towards R.
-    [ "$size" -gt 1452 ] && df="" || df="--df"
+    df=(--df)
+    [ "$size" -gt 1452 ] && df=()
     p="$tmp/w-$size-$nf.pcap"
-    gen "$p" --size "$size" --flows "$nf" --dst-mac "$PCAP_MAC" --src 198.51.100.10 --dst 203.0.113.100 $df "${gen_opts[@]}"
+    gen "$p" --size "$size" --flows "$nf" --dst-mac "$PCAP_MAC" --src 198.51.100.10 --dst 203.0.113.100 "${df[@]}" "${gen_opts[@]}"
     for variant in "null full" "hmac-md5 full" "hmac-md5 headers" "hmac-sha256-128 full"; do
+      # shellcheck disable=SC2086 # two words: algorithm and coverage
       set -- $variant
       bin=$AVES
       [ "$1" = null ] && bin=$AVES_NULL
@@ -203,7 +218,9 @@ waypoint = "203.0.113.100"
 gateway = "192.0.2.2"
 responder = "10.0.0.2"
 CFG
-      row "aves waypoint, $1 $2 ($nf flows)" "$size" "$(aves_pps "$c" "$s" "$bin")" "$sw"
+      raw=0
+      [ "$1" != null ] && [ "$2" = full ] && raw=$(raw_mpps "$1" "$size")
+      row "aves waypoint, $1 $2 ($nf flows)" "$size" "$(aves_pps "$c" "$s" "$bin")" "$sw" "${raw:-0}"
       [ "$2" = headers ] && continue
       # Gateway: verify + reassemble-free decapsulate + connection entry + deliver to B,
       # on the waypoint's own output (captured once with a tx_pcap port).
