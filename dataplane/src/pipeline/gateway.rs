@@ -40,7 +40,9 @@ use crate::auth::{self, BurstMac, Keyring, PortableMac};
 use crate::buf::PacketBuf;
 use crate::command::{Command, CommandError, Notice};
 use crate::counters::{CoreCounters, DropReason, Table};
-use crate::pipeline::flow::{flow_key, icmp_error_key, FlowKey, FlowTable, TcpState, Timeouts};
+use crate::pipeline::flow::{
+    flow_key, icmp_error_key, FlowKey, FlowTable, SlotId, TcpState, Timeouts,
+};
 use crate::pipeline::nat::{rewrite_addr, rewrite_port, End};
 use crate::pipeline::ports::PortAllocator;
 use crate::pipeline::reassembly::{Reassembled, Reassembler, ReassemblyConfig};
@@ -432,28 +434,39 @@ impl<B: PacketBuf> Gateway<B> {
                     }
                 };
                 let rk = reply_key(&k, self.private_addr, port);
-                self.track(&rk, Some(&k), tcp_flags, true, now_ns, &t);
+                self.track(&rk, None, Some(&k), tcp_flags, true, now_ns, &t);
                 let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
                 rewrite_addr(body, End::Source, self.private_addr);
                 rewrite_port(body, End::Source, port);
             } else {
                 let rk = reply_key(&k, a, k.sport);
-                match self.flows.get_mut(&rk, now_ns) {
-                    Some(Conn::Reply { waypoint: w, .. }) => *w = waypoint,
-                    _ => {
-                        let exp = now_ns.saturating_add(self.initial_timeout(&k, tcp_flags));
-                        let reply = Conn::Reply {
-                            waypoint,
-                            initiator: None,
-                            tcp: TcpState::default(),
-                            answered: false,
-                        };
-                        if self.flows.insert(rk, reply, exp, now_ns).is_err() {
-                            return io.drop_packet(buf, DropReason::FlowTableFull);
+                // One hash and probe per packet: `slot` names the entry for `track`
+                // unless an insert below changed the table.
+                let mut slot = self.flows.slot_of(&rk, now_ns);
+                let known = match slot.and_then(|s| self.flows.at_mut(s, &rk)) {
+                    Some(mut e) => match e.value() {
+                        Conn::Reply { waypoint: w, .. } => {
+                            *w = waypoint;
+                            true
                         }
+                        _ => false,
+                    },
+                    None => false,
+                };
+                if !known {
+                    slot = None;
+                    let exp = now_ns.saturating_add(self.initial_timeout(&k, tcp_flags));
+                    let reply = Conn::Reply {
+                        waypoint,
+                        initiator: None,
+                        tcp: TcpState::default(),
+                        answered: false,
+                    };
+                    if self.flows.insert(rk, reply, exp, now_ns).is_err() {
+                        return io.drop_packet(buf, DropReason::FlowTableFull);
                     }
                 }
-                self.track(&rk, None, tcp_flags, true, now_ns, &t);
+                self.track(&rk, slot, None, tcp_flags, true, now_ns, &t);
             }
         } else if multihoming && !first {
             // A later fragment has no ports: rewrite the address only (B reassembles).
@@ -485,14 +498,20 @@ impl<B: PacketBuf> Gateway<B> {
     fn track(
         &mut self,
         rk: &FlowKey,
+        slot: Option<SlotId>,
         twin: Option<&FlowKey>,
         tcp_flags: Option<u8>,
         from_initiator: bool,
         now_ns: u64,
         t: &Timeouts,
     ) {
-        // One lookup for the state and the timer (this runs for every packet).
-        let Some(mut e) = self.flows.entry_mut(rk, now_ns) else {
+        // One lookup for the state and the timer (this runs for every packet), none
+        // when the caller found the entry already (`slot`).
+        let entry = match slot {
+            Some(s) => self.flows.at_mut(s, rk),
+            None => self.flows.entry_mut(rk, now_ns),
+        };
+        let Some(mut e) = entry else {
             return;
         };
         let Conn::Reply { tcp, answered, .. } = e.value() else {
@@ -603,11 +622,12 @@ impl<B: PacketBuf> Gateway<B> {
         let Some(k) = flow_key(data) else {
             return self.route(buf, in_port, now_ns, counters, io);
         };
+        let slot = self.flows.slot_of(&k, now_ns);
         let Some(Conn::Reply {
             waypoint,
             initiator,
             ..
-        }) = self.flows.get(&k, now_ns).copied()
+        }) = slot.and_then(|s| self.flows.at(s, &k)).copied()
         else {
             if ip.dst() == self.private_addr || ip.dst() == self.public_addr {
                 return self.route(buf, in_port, now_ns, counters, io);
@@ -621,7 +641,7 @@ impl<B: PacketBuf> Gateway<B> {
             tk.sport = ap;
             tk
         });
-        self.track(&k, twin.as_ref(), tcp_flags, false, now_ns, &t);
+        self.track(&k, slot, twin.as_ref(), tcp_flags, false, now_ns, &t);
         let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
         rewrite_addr(body, End::Source, waypoint);
         let dst = match initiator {
