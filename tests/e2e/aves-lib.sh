@@ -150,8 +150,8 @@ wait_soa() {
   done
   return 1
 }
-# scrape NS ADDR FILE: GET http://ADDR/metrics from namespace NS into FILE.
-scrape() { ip netns exec "$1" curl -sS --max-time 5 "http://$2/metrics" > "$3"; }
+# scrape_metrics NS ADDR FILE: GET http://ADDR/metrics from namespace NS into FILE.
+scrape_metrics() { ip netns exec "$1" curl -sS --max-time 5 "http://$2/metrics" > "$3"; }
 # msum FILE NAME [LABEL-FILTER]: the sum of the series NAME (labelled or not) whose labels
 # contain LABEL-FILTER (e.g. 'reason="conflict"') in the scrape FILE.
 msum() { awk -v n="$2" -v f="${3:-}" '(index($1, n "{") == 1 || $1 == n) && (f == "" || index($1, f)) { s += $2 } END { print s + 0 }' "$1"; }

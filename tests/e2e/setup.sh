@@ -43,8 +43,8 @@ e2e_cleanup_extra() {
 }
 
 # wm / rm_ FILE: scrape the waypoint's / gateway's /metrics into FILE.
-wm() { scrape "${P}w" "$METRICS" "$1"; }
-rm_() { scrape "${P}r" "$METRICS" "$1"; }
+wm() { scrape_metrics "${P}w" "$METRICS" "$1"; }
+rm_() { scrape_metrics "${P}r" "$METRICS" "$1"; }
 
 A=198.51.100.10
 A2=198.51.100.11
@@ -321,7 +321,7 @@ check_eq "curl http://b.aves.example:8000/ from C (by name, through W and R)" "$
 if grep -q "^$C " "$tmp/http.log" 2>/dev/null; then pass "B's log shows C's own address (plain mode)"; else fail "B's log shows $C" "$(tail -2 "$tmp/http.log" 2>/dev/null | tr '\n' ' ')"; fi
 axfr=$(ip netns exec "${P}c" dig +time=2 +tries=1 @198.18.99.1 aves.example AXFR 2>&1)
 if echo "$axfr" | grep -qi "Transfer failed\|REFUSED"; then pass "AXFR refused"; else fail "AXFR refused" "$(echo "$axfr" | tail -2 | tr '\n' ' ')"; fi
-scrape "${P}i" "$DNS_METRICS" "$tmp/dm.txt"
+scrape_metrics "${P}i" "$DNS_METRICS" "$tmp/dm.txt"
 check "aves dns /metrics passes promtool check metrics" promtool check metrics < "$tmp/dm.txt"
 grep -E '^aves_(dns_queries_total|setup_rtt_seconds_(count|sum))' "$tmp/dm.txt" | grep -v ' 0$' | sed 's/^/     /'
 check_ge "metrics: A queries answered NOERROR (dig and curl)" 2 "$(msum "$tmp/dm.txt" aves_dns_queries_total 'qtype="A",rcode="NOERROR"')"
