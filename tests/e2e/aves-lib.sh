@@ -92,10 +92,10 @@ aves_stop() {
   check_mempool "$role" "$out"
 }
 
-# aves_stop_engines [--totals]: aves_stop for the waypoint, then the gateway.
+# aves_stop_engines: aves_stop for the waypoint, then the gateway.
 aves_stop_engines() {
-  aves_stop waypoint "$@"
-  aves_stop gateway "$@"
+  aves_stop waypoint
+  aves_stop gateway
 }
 
 # check_mempool NAME OUT: the "mempool free=F size=S" line a daemon wrote to OUT at exit has F = S.

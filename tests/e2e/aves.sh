@@ -20,8 +20,11 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
 . "$here/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root aves-e2e
 
@@ -287,6 +290,7 @@ if [[ "${AVES_R_LCORES:-${AVES_LCORES:-1}}" == *,* ]]; then
 fi
 
 echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
-aves_stop_engines --totals
+aves_stop waypoint --totals
+aves_stop gateway --totals
 
 summary aves-e2e

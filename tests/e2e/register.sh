@@ -21,8 +21,11 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
 . "$here/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root register-e2e
 

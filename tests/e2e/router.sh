@@ -7,8 +7,11 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
 . "$here/aves-lib.sh"
+# shellcheck source=scripts/netns.sh
 . "$root/scripts/netns.sh"
 need_root router-e2e
 

@@ -29,8 +29,11 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
 . "$here/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root setup-e2e
 
@@ -199,7 +202,7 @@ A6=198.51.100.20
 expect "SETUP $A6 at $W for $B: ACCEPT" ACCEPT 0 --save "$tmp/s6.bin" "$A6" "$W" "$R" "$B"
 retries0=$(control "$wsock" setup_retries_answered); replay0=$(control "$wsock" refused_replay); stale0=$(control "$wsock" refused_stale)
 ip netns exec "${P}i" "$PY" "$here/control_seq.py" "$CTL" "$tmp/k1" "$tmp/s6.bin" 172.16.0.1 198.51.100.1 203.0.113.1 192.0.2.1 > "$tmp/seq.out" 2>&1
-cat "$tmp/seq.out" | tr '\n' ' '; echo
+tr '\n' ' ' < "$tmp/seq.out"; echo
 sq() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/seq.out"; }
 check_eq "re-signed 1 s earlier (reordered, within the window): answered" answered "$(sq reordered)"
 check_eq "re-signed 40 s earlier (outside the 30 s clock window): no answer" none "$(sq stale)"
