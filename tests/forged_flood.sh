@@ -17,6 +17,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/e2e/lib.sh"
 need_root forged-flood
 

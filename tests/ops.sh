@@ -45,8 +45,10 @@ check_quiet() {
 }
 
 echo "== shellcheck"
-check "shellcheck of the ops scripts" shellcheck -x hugepages/reserve.sh hugepages/status.sh \
-  scripts/container-test.sh scripts/devbind.sh tests/ops.sh
+# The e2e and test scripts too (settings in .shellcheckrc; sourced files are named by
+# "# shellcheck source=" lines, relative to the root).
+check "shellcheck of the ops and test scripts" shellcheck -x hugepages/reserve.sh hugepages/status.sh \
+  scripts/*.sh tests/ops.sh tests/soak.sh tests/forged_flood.sh tests/e2e/*.sh
 
 # ---------------------------------------------------------------------------------------
 echo "== hugepages: status.sh and reserve.sh on a fake sysfs (two nodes, both sizes)"

@@ -26,50 +26,37 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/e2e/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
+. "$here/e2e/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root soak
 
-AVES=${AVES_BIN:-$root/target/release/aves}
-PY=/usr/bin/python3
 SOAK_SECONDS=${SOAK_SECONDS:-90}
 SETTLE=${SETTLE:-8}
 SETTLE_MAX=${SETTLE_MAX:-60}
 RSS_SLACK_KB=${RSS_SLACK_KB:-1024}
 NADDR=${SOAK_INITIATORS:-16}
-[ -x "$AVES" ] || { echo "soak: $AVES not built (cargo build --release)"; echo "soak: 0 passed, 1 failed"; exit 1; }
-tmp=$(mktemp -d)
-wsock=$tmp/w.sock
-rsock=$tmp/r.sock
-w_pid=
-r_pid=
-cleanup() {
-  [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
-  [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
-  for n in a b i; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
-  aves_topo_down
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+aves_e2e_begin soak
 
-inA() { ip netns exec "${P}a" "$@"; }
-inB() { ip netns exec "${P}b" "$@"; }
-wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
-rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
 W=203.0.113.100
 R=192.0.2.2
 B=10.0.0.2
-initiators() { for i in $(seq 1 "$NADDR"); do echo "198.51.100.$((100 + i))"; done; }
+# The initiators' addresses, 198.51.100.101 on.
+mapfile -t inits < <(for i in $(seq 1 "$NADDR"); do echo "198.51.100.$((100 + i))"; done)
 
-# mempool SOCK: free mbufs; rss PID: VmRSS kB; tables SOCK: "name=N ..." of non-router tables.
-mempool() { "$AVES" ctl --socket "$1" status | awk '/^mempool/ { split($2, a, "="); print a[2] }'; }
+# mempool SOCK: free mbufs; rss PID: VmRSS kB; table SOCK NAME: one table's occupancy;
+# tables SOCK: "name=N ..." of the tables; drop_list SOCK: "reason=N ..." of the drops.
+mempool() { aves_ctl "$1" status | awk '/^mempool/ { split($2, a, "="); print a[2] }'; }
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-table() { "$AVES" ctl --socket "$1" stats | awk -v t="$2" '$1 == "table" && $2 == t { print $3 }'; }
-tables() { "$AVES" ctl --socket "$1" stats | awk '$1 == "table" { printf "%s=%s ", $2, $3 }'; }
-drops() { "$AVES" ctl --socket "$1" stats | awk '$1 == "drop" { printf "%s=%s ", $2, $3 }'; }
+table() { aves_ctl "$1" stats | awk -v t="$2" '$1 == "table" && $2 == t { print $3 }'; }
+tables() { aves_ctl "$1" stats | awk '$1 == "table" { printf "%s=%s ", $2, $3 }'; }
+drop_list() { aves_ctl "$1" stats | awk '$1 == "drop" { printf "%s=%s ", $2, $3 }'; }
 # conserve SOCK: rx - tx - drops over all ports of an engine.
 conserve() {
-  "$AVES" ctl --socket "$1" stats | awk '
+  aves_ctl "$1" stats | awk '
     $1 == "port" { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "rx_packets") d += kv[2]; if (kv[1] == "tx_packets") d -= kv[2] } }
     $1 == "drop" { d -= $3 }
     END { print d + 0 }'
@@ -170,18 +157,17 @@ flows = 262144
 CFG
 done
 check "check-config accepts both configs" bash -c "'$AVES' check-config '$tmp/waypoint.toml' && '$AVES' check-config '$tmp/gateway.toml'"
-for a in $(initiators); do ip -n "${P}a" addr add "$a/24" dev a0; done
+for a in "${inits[@]}"; do ip -n "${P}a" addr add "$a/24" dev a0; done
 mkdir -p "$tmp/www"; head -c 2000000 /dev/urandom > "$tmp/www/big.bin"
-inB "$PY" -m http.server 8000 --bind "$B" --directory "$tmp/www" > /dev/null 2>&1 &
+http_serve "${P}b" "$B" 8000 "$tmp/www" /dev/null
 ip netns exec "${P}b" "$PY" "$tmp/sink.py" "$B" "$tmp/sink.count" &
 sink_pid=$!
 ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
 r_pid=$!
 ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
 w_pid=$!
-for _ in $(seq 1 100); do rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break; sleep 0.2; done
-check "both engines answer" bash -c "'$AVES' ctl --socket '$wsock' ping && '$AVES' ctl --socket '$rsock' ping"
-for a in $(initiators) 198.51.100.10; do wctl binding add "$a" "$W" via "$R" to "$B" > /dev/null; done
+check "both engines answer" aves_wait_engines
+for a in "${inits[@]}" 198.51.100.10; do wctl binding add "$a" "$W" via "$R" to "$B" > /dev/null; done
 # The engines' own PIDs (ip netns exec execs, so these are the engines).
 wp=$w_pid; rp=$r_pid
 
@@ -206,8 +192,8 @@ drain() {
 }
 
 echo "== warm-up (10 s of the same load), then settle: the baseline"
-inA "$PY" "$tmp/flood.py" "$W" 10 $(initiators) > /dev/null
-drain0=$(drain 32)
+inA "$PY" "$tmp/flood.py" "$W" 10 "${inits[@]}" > /dev/null
+drain 32 > /dev/null
 mp_w0=$(mempool "$wsock"); mp_r0=$(mempool "$rsock")
 rss_w0=$(rss "$wp"); rss_r0=$(rss "$rp")
 tw0=$(tables "$wsock"); tr0=$(tables "$rsock"); flows0=$(table "$rsock" flows)
@@ -217,7 +203,7 @@ echo "== load for $SOAK_SECONDS s"
 kill -USR1 "$sink_pid"
 fetch_loop "$tmp/fetch.log" &
 fetch_pid=$!
-inA "$PY" "$tmp/flood.py" "$W" "$SOAK_SECONDS" $(initiators) > "$tmp/flood.out" &
+inA "$PY" "$tmp/flood.py" "$W" "$SOAK_SECONDS" "${inits[@]}" > "$tmp/flood.out" &
 flood_pid=$!
 peak_c=0; peak_f=0
 while kill -0 "$flood_pid" 2>/dev/null; do
@@ -237,8 +223,8 @@ mp_w1=$(mempool "$wsock"); mp_r1=$(mempool "$rsock")
 rss_w1=$(rss "$wp"); rss_r1=$(rss "$rp")
 tw1=$(tables "$wsock"); tr1=$(tables "$rsock")
 echo "after:    W mempool=$mp_w1 rss=${rss_w1}kB $tw1| R mempool=$mp_r1 rss=${rss_r1}kB $tr1"
-echo "W drops: $(drops "$wsock")"
-echo "R drops: $(drops "$rsock")"
+echo "W drops: $(drop_list "$wsock")"
+echo "R drops: $(drop_list "$rsock")"
 wctl status | grep '^port'; rctl status | grep '^port'
 fetch_ok=$(grep -c '^ok' "$tmp/fetch.log"); fetch_fail=$(grep -c '^fail' "$tmp/fetch.log")
 

@@ -20,35 +20,16 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
+. "$here/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root aves-e2e
 
-AVES=${AVES_BIN:-$root/target/release/aves}
-PY=/usr/bin/python3
-[ -x "$AVES" ] || { echo "aves-e2e: $AVES not built (cargo build --release)"; echo "aves-e2e: 0 passed, 1 failed"; exit 1; }
-tmp=$(mktemp -d)
-wsock=$tmp/w.sock
-rsock=$tmp/r.sock
-w_pid=
-r_pid=
-cleanup() {
-  [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
-  [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
-  for n in a b i; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
-  aves_topo_down
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-inA() { ip netns exec "${P}a" "$@"; }
-inB() { ip netns exec "${P}b" "$@"; }
+aves_e2e_begin aves-e2e
 inI() { ip netns exec "${P}i" "$@"; }
-wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
-rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
-# drops SOCK REASON / event SOCK NAME: one counter from `aves ctl stats` (0 if absent).
-drops() { "$AVES" ctl --socket "$1" stats | awk -v r="$2" '$1 == "drop" && $2 == r { print $3 }' | grep . || echo 0; }
-event() { "$AVES" ctl --socket "$1" stats | awk -v e="$2" '$1 == "event" && $2 == e { print $3 }' | grep . || echo 0; }
 
 A=198.51.100.10
 A2=198.51.100.11
@@ -119,27 +100,12 @@ echo "== B: HTTP server (index.html + 20 MB) and UDP sink"
 mkdir -p "$tmp/www"
 echo "<html><body>AVES responder B $(date +%s%N)</body></html>" > "$tmp/www/index.html"
 head -c 20000000 /dev/urandom > "$tmp/www/big.bin"
-inB "$PY" -u -m http.server 8000 --bind "$B" --directory "$tmp/www" > "$tmp/http.log" 2>&1 &
+http_serve "${P}b" "$B" 8000 "$tmp/www" "$tmp/http.log"
 inB "$PY" -u "$tmp/udp_sink.py" "$B" 9000 "$tmp/udp.log" > "$tmp/udp_sink.err" 2>&1 &
 
 echo "== start the gateway in ${P}r and the waypoint in ${P}w"
-ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
-r_pid=$!
-ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
-w_pid=$!
-for _ in $(seq 1 100); do
-  rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
-  if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then break; fi
-  sleep 0.2
-done
-check "gateway answers on its control socket" rctl ping
-check "waypoint answers on its control socket" wctl ping
-[ "$AVES_E2E_PORTS" = tap ] && check "the engines' taps joined their bridges" aves_attach_taps
-if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then
-  echo "-- gateway stderr"; cat "$tmp/r.err"; echo "-- waypoint stderr"; cat "$tmp/w.err"
-  fail "both daemons running"; summary aves-e2e; exit 1
-fi
-for _ in $(seq 1 50); do inB ss -ltn | grep -q ":8000 " && break; sleep 0.1; done
+aves_start_engines aves-e2e
+wait_listen "${P}b" "$B:8000"
 
 echo "== the engines' own addresses"
 check "ping W's interface address from A" inA ping -c 2 -W 2 203.0.113.2
@@ -206,7 +172,7 @@ echo "== 20 MB upload (A -> B) with socat: path MTU discovery through the tunnel
 mtu0=$(drops "$wsock" mtu_exceeded); icmp0=$(event "$wsock" icmp_sent)
 head -c 20000000 /dev/urandom > "$tmp/up.src"
 inB socat -u TCP-LISTEN:5001,bind="$B",reuseaddr OPEN:"$tmp/up.dst",creat,trunc &
-for _ in $(seq 1 50); do inB ss -ltn | grep -q ":5001 " && break; sleep 0.1; done
+wait_listen "${P}b" "$B:5001"
 check "socat uploads 20 MB" timeout 120 ip netns exec "${P}a" socat -u FILE:"$tmp/up.src" TCP:"$W":5001
 sleep 0.5
 check_eq "upload matches (sha256)" "$(sha256sum < "$tmp/up.src")" "$(sha256sum < "$tmp/up.dst" 2>/dev/null)"
@@ -244,8 +210,8 @@ echo "== two initiators, one waypoint address, two responders, at the same time"
 B2=10.0.0.3
 mkdir -p "$tmp/www2"
 echo "<html><body>AVES responder B2 $(date +%s%N)</body></html>" > "$tmp/www2/index.html"
-inB "$PY" -u -m http.server 8000 --bind "$B2" --directory "$tmp/www2" > "$tmp/http2.log" 2>&1 &
-for _ in $(seq 1 50); do inB ss -ltn | grep -q "$B2:8000 " && break; sleep 0.1; done
+http_serve "${P}b" "$B2" 8000 "$tmp/www2" "$tmp/http2.log"
+wait_listen "${P}b" "$B2:8000"
 check "binding add $A2 $W via $R to $B2 (same waypoint address, another initiator)" wctl binding add "$A2" "$W" via "$R" to "$B2"
 pids=()
 for i in 1 2 3; do
@@ -280,8 +246,8 @@ if [ "$rc" = 7 ]; then pass "after the connection closed the binding is gone (ne
 echo "== outbound: B reaches an Internet host through R (NAT44)"
 mkdir -p "$tmp/wwwa"
 echo "served by A" > "$tmp/wwwa/index.html"
-inA "$PY" -u -m http.server 8080 --bind "$A" --directory "$tmp/wwwa" > "$tmp/httpa.log" 2>&1 &
-for _ in $(seq 1 50); do inA ss -ltn | grep -q ":8080 " && break; sleep 0.1; done
+http_serve "${P}a" "$A" 8080 "$tmp/wwwa" "$tmp/httpa.log"
+wait_listen "${P}a" "$A:8080"
 got=$(inB curl -s --max-time 10 "http://$A:8080/" 2>&1)
 check_eq "curl from B to http://$A:8080/ through R" "served by A" "$got"
 sleep 0.2
@@ -324,17 +290,7 @@ if [[ "${AVES_R_LCORES:-${AVES_LCORES:-1}}" == *,* ]]; then
 fi
 
 echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
-for role in waypoint gateway; do
-  if [ "$role" = waypoint ]; then pid=$w_pid; out=$tmp/w.out; else pid=$r_pid; out=$tmp/r.out; fi
-  kill -INT "$pid"
-  wait "$pid"; rc=$?
-  if [ "$role" = waypoint ]; then w_pid=; else r_pid=; fi
-  echo "   -- $role totals"
-  sed 's/^/     /' "$out"
-  check_eq "$role exits 0 on SIGINT" 0 "$rc"
-  free=$(awk '/^mempool/ { split($2, a, "="); print a[2] }' "$out")
-  size=$(awk '/^mempool/ { split($3, a, "="); print a[2] }' "$out")
-  if [ -n "$size" ] && [ "$free" = "$size" ]; then pass "$role mempool free == size ($free)"; else fail "$role mempool free == size" "free '$free', size '$size'"; fi
-done
+aves_stop waypoint --totals
+aves_stop gateway --totals
 
 summary aves-e2e

@@ -21,34 +21,16 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
+. "$here/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root colocated-e2e
 
-AVES=${AVES_BIN:-$root/target/release/aves}
-PY=/usr/bin/python3
-[ -x "$AVES" ] || { echo "colocated-e2e: $AVES not built (cargo build --release)"; echo "colocated-e2e: 0 passed, 1 failed"; exit 1; }
-tmp=$(mktemp -d)
-wsock=$tmp/w.sock
-rsock=$tmp/r.sock
-w_pid=
-r_pid=
-cleanup() {
-  [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
-  [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
-  for n in a b i; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
-  rm -rf "/etc/netns/${P}a"
-  aves_topo_down
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-inA() { ip netns exec "${P}a" "$@"; }
-inB() { ip netns exec "${P}b" "$@"; }
-wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
-rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
-control() { wctl stats | awk -v n="$1" '$1 == "control" && $2 == n { print $3 }' | grep . || echo 0; }
-msum() { awk -v n="$2" -v f="${3:-}" '(index($1, n "{") == 1 || $1 == n) && (f == "" || index($1, f)) { s += $2 } END { print s + 0 }' "$1"; }
+aves_e2e_begin colocated-e2e
+e2e_cleanup_extra() { rm -rf "/etc/netns/${P}a"; }
 
 A=198.51.100.10
 A2=198.51.100.11
@@ -113,31 +95,12 @@ esac
 mkdir -p "$tmp/www" "$tmp/www2"
 echo "<html><body>AVES responder B $(date +%s%N)</body></html>" > "$tmp/www/index.html"
 echo "<html><body>AVES responder B2 $(date +%s%N)</body></html>" > "$tmp/www2/index.html"
-inB "$PY" -u -m http.server 8000 --bind "$B" --directory "$tmp/www" > "$tmp/http.log" 2>&1 &
-inB "$PY" -u -m http.server 8000 --bind "$B2" --directory "$tmp/www2" > "$tmp/http2.log" 2>&1 &
+http_serve "${P}b" "$B" 8000 "$tmp/www" "$tmp/http.log"
+http_serve "${P}b" "$B2" 8000 "$tmp/www2" "$tmp/http2.log"
 
-ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
-r_pid=$!
-ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
-w_pid=$!
-for _ in $(seq 1 100); do
-  rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
-  if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then break; fi
-  sleep 0.2
-done
-check "waypoint answers on its control socket" wctl ping
-check "gateway answers on its control socket" rctl ping
-[ "$AVES_E2E_PORTS" = tap ] && check "the engines' taps joined their bridges" aves_attach_taps
-if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then
-  echo "-- gateway stderr"; cat "$tmp/r.err"; echo "-- waypoint stderr"; cat "$tmp/w.err"
-  fail "both daemons running"; summary colocated-e2e; exit 1
-fi
-for _ in $(seq 1 150); do
-  l=$(inB ss -ltn)
-  echo "$l" | grep -q "$B:8000 " && echo "$l" | grep -q "$B2:8000 " && break
-  sleep 0.1
-done
-for _ in $(seq 1 50); do inA dig +time=1 +tries=1 "@$DNS" aves.example SOA >/dev/null 2>&1 && break; sleep 0.1; done
+aves_start_engines colocated-e2e
+wait_listen "${P}b" "$B:8000" "$B2:8000"
+wait_soa "${P}a" "$DNS" aves.example
 if grep -q "DNS: serving" "$tmp/w.err" && grep -q "in-process" "$tmp/w.err"; then pass "the waypoint serves DNS and takes SETUPs in-process"; else fail "the waypoint serves DNS" "$(tail -3 "$tmp/w.err")"; fi
 
 echo "== dig and curl by name (intranet mode)"
@@ -160,27 +123,23 @@ if grep -q "^$A .*\"GET / " "$tmp/http.log"; then pass "B's log shows A's own ad
 
 echo "== the SETUPs went in-process"
 wctl stats | grep -E '^control (setup_|wait_)' | sed 's/^/     /'
-local_n=$(control setup_local)
+local_n=$(control "$wsock" setup_local)
 check_ge "SETUPs handed over in-process (two digs, a curl)" 3 "$local_n"
-check_eq "no SETUP arrived over UDP" 0 "$(control setup_received)"
-check_eq "each in-process SETUP was accepted" "$local_n" "$(control setup_accepted)"
+check_eq "no SETUP arrived over UDP" 0 "$(control "$wsock" setup_received)"
+check_eq "each in-process SETUP was accepted" "$local_n" "$(control "$wsock" setup_accepted)"
 check "status shows the in-process SETUPs" grep -q "^setup received=0 accepted=$local_n rejected=0 refused=0 local=$local_n\$" <(wctl status)
-ip netns exec "${P}w" curl -sS --max-time 5 "http://$METRICS/metrics" > "$tmp/wm.txt"
+scrape_metrics "${P}w" "$METRICS" "$tmp/wm.txt"
 check "waypoint /metrics passes promtool check metrics" promtool check metrics < "$tmp/wm.txt"
 check_eq "metrics: aves_setup_local_total" "$local_n" "$(msum "$tmp/wm.txt" aves_setup_local_total)"
 check_eq "metrics: aves_setup_received_total" 0 "$(msum "$tmp/wm.txt" aves_setup_received_total)"
-ip netns exec "${P}w" curl -sS --max-time 5 "http://$DNS_METRICS/metrics" > "$tmp/dm.txt"
+scrape_metrics "${P}w" "$DNS_METRICS" "$tmp/dm.txt"
 check "the DNS server's /metrics passes promtool check metrics" promtool check metrics < "$tmp/dm.txt"
 check_eq "metrics: sessions answered = in-process SETUPs" "$local_n" "$(msum "$tmp/dm.txt" aves_dns_answers_total 'kind="session"')"
 check_eq "metrics: SETUP round trips observed (accepted)" "$local_n" "$(msum "$tmp/dm.txt" aves_setup_rtt_seconds_count 'outcome="accept"')"
 
 echo "== shutdown (SIGINT)"
-kill -INT "$w_pid"; wait "$w_pid"; rc=$?; w_pid=
-check_eq "waypoint exits 0 on SIGINT" 0 "$rc"
+aves_stop waypoint
 check "the DNS server printed its counters" grep -q '^dns answer_session ' "$tmp/w.out"
-free=$(awk '/^mempool/ { split($2, a, "="); print a[2] }' "$tmp/w.out")
-size=$(awk '/^mempool/ { split($3, a, "="); print a[2] }' "$tmp/w.out")
-if [ -n "$size" ] && [ "$free" = "$size" ]; then pass "waypoint mempool free == size ($free)"; else fail "waypoint mempool free == size" "free '$free', size '$size'"; fi
 kill -INT "$r_pid"; wait "$r_pid"; r_pid=
 
 summary colocated-e2e

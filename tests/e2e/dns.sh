@@ -11,6 +11,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
 need_root dns-e2e
 
@@ -125,7 +126,7 @@ for h in $(seq 1 10); do ip -n "$NS" addr add "10.9.1.$h/32" dev lo; done
 ip -n "$NS" addr add 10.9.2.1/32 dev lo
 ip -n "$NS" addr add 10.9.2.2/32 dev lo
 in_ns python3 "$here/dns_flood.py" 127.0.0.1 10.9.1.0 10.9.2.0 3 2000 > "$tmp/flood.out"
-cat "$tmp/flood.out" | tr '\n' ' '; echo
+tr '\n' ' ' < "$tmp/flood.out"; echo
 fl() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/flood.out"; }
 sent=$(fl flood_sent); ans=$(fl flood_answered); tc=$(fl flood_tc); secs=$(( ($(fl elapsed_ms) + 999) / 1000 ))
 check_ge "the flood sent >= 5000 queries" 5000 "$sent"

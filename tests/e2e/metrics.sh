@@ -17,7 +17,9 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export AVES_NS_PREFIX=${AVES_NS_PREFIX:-avm}
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=scripts/netns.sh
 . "$root/scripts/netns.sh"
 need_root metrics-e2e
 

@@ -21,38 +21,24 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
+. "$here/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root register-e2e
 
-AVES=${AVES_BIN:-$root/target/release/aves}
-PY=/usr/bin/python3
-[ -x "$AVES" ] || { echo "register-e2e: $AVES not built (cargo build --release)"; echo "register-e2e: 0 passed, 1 failed"; exit 1; }
-tmp=$(mktemp -d)
-wsock=$tmp/w.sock
-rsock=$tmp/r.sock
-w_pid=
-r_pid=
+aves_e2e_begin register-e2e
 dns_pid=
-cleanup() {
+e2e_cleanup_extra() {
   [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null && wait "$dns_pid" 2>/dev/null
-  [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
-  [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
-  for n in a b i; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
   rm -rf "/etc/netns/${P}a"
-  aves_topo_down
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
 t_start=$(date +%s)
 
-inA() { ip netns exec "${P}a" "$@"; }
-inB() { ip netns exec "${P}b" "$@"; }
-wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
-rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
 # reg NAME: one registration line from the gateway's `aves ctl stats`.
-reg() { rctl stats | awk -v n="$1" '$1 == "register" && $2 == n { print $3 }' | grep . || echo none; }
-control() { wctl stats | awk -v n="$1" '$1 == "control" && $2 == n { print $3 }' | grep . || echo 0; }
+reg() { ctl_value "$rsock" register "$1" none; }
 # lookup: the A record dig from A gets for b.aves.example ("" on SERVFAIL).
 lookup() { inA dig +short +time=5 +tries=1 @198.51.100.1 b.aves.example A 2>/dev/null | grep -E '^[0-9.]+$' | head -1; }
 # changed_to ADDR: the DNS server logged that gateway 1's address became ADDR.
@@ -159,31 +145,16 @@ if echo "$out" | grep -q "gateway.register_interval_s"; then pass "check-config 
 mkdir -p "$tmp/www"
 echo "<html><body>AVES responder B $(date +%s%N)</body></html>" > "$tmp/www/index.html"
 page=$(cat "$tmp/www/index.html")
-inB "$PY" -u -m http.server 8000 --bind "$B" --directory "$tmp/www" > "$tmp/http.log" 2>&1 &
+http_serve "${P}b" "$B" 8000 "$tmp/www" "$tmp/http.log"
 
 ip netns exec "${P}i" "$AVES" dns --config "$tmp/dns.toml" > "$tmp/dns.out" 2> "$tmp/dns.err" &
 dns_pid=$!
-for _ in $(seq 1 50); do inA dig +time=1 +tries=1 @$DNS aves.example SOA >/dev/null 2>&1 && break; sleep 0.1; done
+wait_soa "${P}a" "$DNS" aves.example
 st=$(inA dig +time=3 +tries=1 @$DNS b.aves.example A 2>&1 | grep -o 'status: [A-Z]*')
 check_eq "before R registers, b.aves.example is SERVFAIL (gateway address unknown)" "status: SERVFAIL" "$st"
 
-ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
-r_pid=$!
-ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
-w_pid=$!
-for _ in $(seq 1 100); do
-  rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
-  if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then break; fi
-  sleep 0.2
-done
-check "gateway answers on its control socket" rctl ping
-check "waypoint answers on its control socket" wctl ping
-[ "$AVES_E2E_PORTS" = tap ] && check "the engines' taps joined their bridges" aves_attach_taps
-if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then
-  echo "-- gateway stderr"; cat "$tmp/r.err"; echo "-- waypoint stderr"; cat "$tmp/w.err"
-  fail "both daemons running"; summary register-e2e; exit 1
-fi
-for _ in $(seq 1 150); do inB ss -ltn | grep -q "$B:8000 " && break; sleep 0.1; done
+aves_start_engines register-e2e
+wait_listen "${P}b" "$B:8000"
 
 echo "== R registers at start"
 for _ in $(seq 1 30); do grep -q "gateway address changed" "$tmp/dns.err" && break; sleep 0.1; done
@@ -215,11 +186,11 @@ ip netns exec "${P}i" ip neigh flush dev ir >/dev/null 2>&1
 if inA ping -c 1 -W 1 "$R_OLD" >/dev/null 2>&1; then fail "$R_OLD no longer answers"; else pass "$R_OLD no longer answers (no ARP, no ping)"; fi
 
 echo "== a new session uses the new address"
-acc0=$(control setup_accepted)
+acc0=$(control "$wsock" setup_accepted)
 wp2=$(lookup)
 if in_pool "$wp2"; then pass "dig from A: a waypoint address ($wp2)"; else fail "dig from A after the change: a waypoint address" "'$wp2'"; fi
 if [ "$wp2" != "$wp1" ]; then pass "not the address bound through $R_OLD ($wp1)"; else fail "a fresh waypoint address" "$wp2 again"; fi
-check_eq "W accepted one more SETUP (for $R_NEW: W holds no other tunnel key that works)" "$((acc0 + 1))" "$(control setup_accepted)"
+check_eq "W accepted one more SETUP (for $R_NEW: W holds no other tunnel key that works)" "$((acc0 + 1))" "$(control "$wsock" setup_accepted)"
 check_eq "curl http://b.aves.example:8000/ from A reaches B through $R_NEW" "$page" "$(inA curl -s --max-time 8 http://b.aves.example:8000/)"
 sleep 0.2
 if grep -q "^$A .*\"GET / " "$tmp/http.log"; then pass "B's log shows A ($A)"; else fail "B's log shows A" "$(tail -2 "$tmp/http.log" | tr '\n' ' ')"; fi
@@ -241,16 +212,7 @@ other=$(grep '^dns register_refused_' "$tmp/dns.out" | grep -v bad_length | awk 
 check_eq "nothing else refused (no replay, no bad tag)" 0 "$other"
 
 echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
-for role in waypoint gateway; do
-  if [ "$role" = waypoint ]; then pid=$w_pid; out=$tmp/w.out; else pid=$r_pid; out=$tmp/r.out; fi
-  kill -INT "$pid"
-  wait "$pid"; rc=$?
-  if [ "$role" = waypoint ]; then w_pid=; else r_pid=; fi
-  check_eq "$role exits 0 on SIGINT" 0 "$rc"
-  free=$(awk '/^mempool/ { split($2, a, "="); print a[2] }' "$out")
-  size=$(awk '/^mempool/ { split($3, a, "="); print a[2] }' "$out")
-  if [ -n "$size" ] && [ "$free" = "$size" ]; then pass "$role mempool free == size ($free)"; else fail "$role mempool free == size" "free '$free', size '$size'"; fi
-done
+aves_stop_engines
 echo "register-e2e took $(( $(date +%s) - t_start )) s"
 
 summary register-e2e

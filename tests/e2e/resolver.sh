@@ -33,45 +33,30 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
+. "$here/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root resolver-e2e
 
-AVES=${AVES_BIN:-$root/target/release/aves}
-PY=/usr/bin/python3
-[ -x "$AVES" ] || { echo "resolver-e2e: $AVES not built (cargo build --release)"; echo "resolver-e2e: 0 passed, 1 failed"; exit 1; }
 command -v unbound >/dev/null || { echo "resolver-e2e: unbound missing (scripts/install-deps.sh)"; echo "resolver-e2e: 0 passed, 1 failed"; exit 1; }
 t_start=$(date +%s)
-tmp=$(mktemp -d)
+aves_e2e_begin resolver-e2e
 chmod 755 "$tmp"
-wsock=$tmp/w.sock
-rsock=$tmp/r.sock
-w_pid=
-r_pid=
 dns_pid=
 ub_pids=()
-cleanup() {
+e2e_cleanup_extra() {
   [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null && wait "$dns_pid" 2>/dev/null
   for p in "${ub_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
-  [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
-  for n in a b e u; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
+  for n in e u; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
   for n in a e; do rm -rf "/etc/netns/${P}$n"; done
   for n in u e; do ip netns del "${P}$n" 2>/dev/null; done
-  aves_topo_down
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
 
-inA() { ip netns exec "${P}a" "$@"; }
-inB() { ip netns exec "${P}b" "$@"; }
 inE() { ip netns exec "${P}e" "$@"; }
 inU() { ip netns exec "${P}u" "$@"; }
-wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
-rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
-control() { wctl stats | awk -v n="$1" '$1 == "control" && $2 == n { print $3 }' | grep . || echo 0; }
-drops() { wctl stats | awk -v r="$1" '$1 == "drop" && $2 == r { print $3 }' | grep . || echo 0; }
-event() { wctl stats | awk -v e="$1" '$1 == "event" && $2 == e { print $3 }' | grep . || echo 0; }
 
 A=198.51.100.10
 A2=198.51.100.11
@@ -228,42 +213,18 @@ pageB2="<html><body>AVES responder B2 ($B2) $(date +%s%N)</body></html>"
 mkdir -p "$tmp/www1" "$tmp/www2"
 echo "$pageB1" > "$tmp/www1/index.html"
 echo "$pageB2" > "$tmp/www2/index.html"
-inB "$PY" -u -m http.server $PORT --bind "$B1" --directory "$tmp/www1" > "$tmp/http1.log" 2>&1 &
-inB "$PY" -u -m http.server $PORT --bind "$B2" --directory "$tmp/www2" > "$tmp/http2.log" 2>&1 &
+http_serve "${P}b" "$B1" $PORT "$tmp/www1" "$tmp/http1.log"
+http_serve "${P}b" "$B2" $PORT "$tmp/www2" "$tmp/http2.log"
 
-ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
-r_pid=$!
-ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
-w_pid=$!
+aves_start_engines resolver-e2e
 (cd "$tmp" && exec ip netns exec "${P}i" "$AVES" dns --config "$tmp/dns.toml") > "$tmp/dns.out" 2> "$tmp/dns.err" &
 dns_pid=$!
 for n in plain ecs; do
   inU unbound -d -c "$tmp/unbound-$n.conf" > "$tmp/unbound-$n.log" 2>&1 &
   ub_pids+=($!)
 done
-for _ in $(seq 1 100); do
-  rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
-  if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then break; fi
-  sleep 0.2
-done
-check "waypoint answers on its control socket" wctl ping
-check "gateway answers on its control socket" rctl ping
-[ "$AVES_E2E_PORTS" = tap ] && check "the engines' taps joined their bridges" aves_attach_taps
-if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then
-  echo "-- gateway stderr"; cat "$tmp/r.err"; echo "-- waypoint stderr"; cat "$tmp/w.err"
-  fail "both daemons running"; summary resolver-e2e; exit 1
-fi
-for _ in $(seq 1 150); do
-  l=$(inB ss -ltn)
-  echo "$l" | grep -q "$B1:$PORT " && echo "$l" | grep -q "$B2:$PORT " && break
-  sleep 0.1
-done
-for ub in $UB_PLAIN $UB_ECS; do
-  for _ in $(seq 1 50); do
-    inU dig +time=1 +tries=1 "@$ub" "$ZONE" SOA >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-done
+wait_listen "${P}b" "$B1:$PORT" "$B2:$PORT"
+for ub in $UB_PLAIN $UB_ECS; do wait_soa "${P}u" "$ub" "$ZONE" 100; done
 soa=$(inU dig +short +time=2 +tries=1 "@$UB_PLAIN" "$ZONE" SOA)
 if [ -n "$soa" ]; then pass "unbound resolves the AVES zone's SOA through the stub zone"; else fail "unbound resolves the SOA" "$(tail -3 "$tmp/unbound-plain.log" | tr '\n' ' ')"; fi
 inA ping -c 1 -W 2 -I "$A" 198.51.100.1 >/dev/null 2>&1
@@ -283,7 +244,7 @@ field() { echo "$1" | awk -v f="$2" '{ print $f }'; }
 body() { echo "$1" | cut -d' ' -f4-; }
 
 echo "== general mode (§3.3.2): A -> unbound (no ECS) -> aves dns; delayed binding"
-ws0=$(control wait_states); cl0=$(event bindings_claimed)
+ws0=$(control "$wsock" wait_states); cl0=$(event "$wsock" bindings_claimed)
 g1=$(curl_name inA --interface "$A2" "http://b2.$ZONE:$PORT/")
 echo "     A2 b2: exit $(field "$g1" 1), $(field "$g1" 2), $(field "$g1" 3) ms"
 check_eq "curl http://b2.$ZONE:$PORT/ from A2 (by name, through unbound) reaches B2" "$pageB2" "$(body "$g1")"
@@ -292,8 +253,8 @@ g2=$(curl_name inA --interface "$A" "http://b1.$ZONE:$PORT/")
 echo "     A b1: exit $(field "$g2" 1), $(field "$g2" 2), $(field "$g2" 3) ms"
 check_eq "curl http://b1.$ZONE:$PORT/ from A during $WA's wait reaches B1" "$pageB1" "$(body "$g2")"
 check_eq "A was sent to the other address, $WB ($WA waits)" "$WB" "$(field "$g2" 2)"
-check_eq "two wait states (general-mode SETUPs)" 2 "$(( $(control wait_states) - ws0 ))"
-check_eq "two bindings claimed by the first connections" 2 "$(( $(event bindings_claimed) - cl0 ))"
+check_eq "two wait states (general-mode SETUPs)" 2 "$(( $(control "$wsock" wait_states) - ws0 ))"
+check_eq "two bindings claimed by the first connections" 2 "$(( $(event "$wsock" bindings_claimed) - cl0 ))"
 sleep "$TWAIT".3
 
 echo "== a second initiator arriving during the wait state (Figure 6)"
@@ -302,7 +263,7 @@ echo "     A b1: exit $(field "$g3" 1), $(field "$g3" 2), $(field "$g3" 3) ms"
 check_eq "after Twait A gets $WA (round robin) for b1 and claims it: B1" "$WA $pageB1" "$(field "$g3" 2) $(body "$g3")"
 # A2 is bound at WA to B2 and comes back to the address it already has for b2 (an
 # application that kept the answer): a violator while WA waits for A's B1.
-wv0=$(drops wait_violation)
+wv0=$(drops "$wsock" wait_violation)
 v=$(curl_name inA --interface "$A2" --resolve "b2.$ZONE:$PORT:$WA" "http://b2.$ZONE:$PORT/")
 echo "     A2 -> $WA: exit $(field "$v" 1) after $(field "$v" 3) ms"
 if [ "$(field "$v" 1)" = 7 ] && [ "$(field "$v" 3)" -lt 1500 ]; then
@@ -310,7 +271,7 @@ if [ "$(field "$v" 1)" = 7 ] && [ "$(field "$v" 3)" -lt 1500 ]; then
 else
   fail "A2 connecting to $WA during its wait is refused fast" "$v"
 fi
-check_ge "wait_violation counted" 1 "$(( $(drops wait_violation) - wv0 ))"
+check_ge "wait_violation counted" 1 "$(( $(drops "$wsock" wait_violation) - wv0 ))"
 # The paper: a refused application looks the name up again.
 g4=$(curl_name inA --interface "$A2" "http://b2.$ZONE:$PORT/")
 echo "     A2 b2 again: exit $(field "$g4" 1), $(field "$g4" 2), $(field "$g4" 3) ms"
@@ -323,35 +284,35 @@ v=$(curl_name inA --interface "$A2" --resolve "b2.$ZONE:$PORT:$WA" "http://b2.$Z
 check_eq "after Treject A2 reaches B2 through $WA again (its binding)" "$pageB2" "$(body "$v")"
 
 echo "== EDNS Client Subnet: E -> unbound (send-client-subnet) -> aves dns"
-ws0=$(control wait_states); cl0=$(event bindings_claimed); acc0=$(control setup_accepted)
+ws0=$(control "$wsock" wait_states); cl0=$(event "$wsock" bindings_claimed); acc0=$(control "$wsock" setup_accepted)
 ans=$(inE dig +noall +answer +time=5 +tries=1 "@$UB_ECS" "b1.$ZONE" A)
 echo "$ans" | sed 's/^/     /'
 check_eq "dig via unbound: TTL 0" 0 "$(echo "$ans" | awk '$4 == "A" { print $2; exit }')"
 wE=$(echo "$ans" | awk '$4 == "A" { print $5; exit }')
-check_eq "no wait state for E (ECS /32: the initiator is known)" 0 "$(( $(control wait_states) - ws0 ))"
+check_eq "no wait state for E (ECS /32: the initiator is known)" 0 "$(( $(control "$wsock" wait_states) - ws0 ))"
 e1=$(curl_name inE "http://b1.$ZONE:$PORT/")
 echo "     E b1: exit $(field "$e1" 1), $(field "$e1" 2), $(field "$e1" 3) ms"
 check_eq "curl http://b1.$ZONE:$PORT/ from E (by name) reaches B1 at once" "$pageB1" "$(body "$e1")"
-check_eq "still no wait state, no claim: bound by the SETUP" "0 0" "$(( $(control wait_states) - ws0 )) $(( $(event bindings_claimed) - cl0 ))"
-check_ge "SETUPs accepted for E" 2 "$(( $(control setup_accepted) - acc0 ))"
+check_eq "still no wait state, no claim: bound by the SETUP" "0 0" "$(( $(control "$wsock" wait_states) - ws0 )) $(( $(event "$wsock" bindings_claimed) - cl0 ))"
+check_ge "SETUPs accepted for E" 2 "$(( $(control "$wsock" setup_accepted) - acc0 ))"
 sleep 0.2
 if grep -q "^$E .*\"GET / " "$tmp/http1.log"; then pass "B1's log shows E's own address"; else fail "B1's log shows $E" "$(tail -2 "$tmp/http1.log" | tr '\n' ' ')"; fi
 case "$wE" in "$WA"|"$WB") pass "the answer is a waypoint address ($wE)";; *) fail "the answer is a waypoint address" "$wE";; esac
 
 echo "== dig +subnet straight at the AVES DNS server (from the resolvers' namespace)"
-ws0=$(control wait_states)
+ws0=$(control "$wsock" wait_states)
 out=$(inU dig +time=5 +tries=1 "@$DNS" +subnet=198.18.60.40/32 "b2.$ZONE" A)
 if echo "$out" | grep -q "CLIENT-SUBNET: 198.18.60.40/32/32"; then pass "/32: scope 32 echoed"; else fail "/32: scope 32 echoed" "$(echo "$out" | grep -i -e subnet -e status | tr '\n' ' ')"; fi
-check_eq "/32: an A record, no wait state" "1 0" "$(echo "$out" | awk '/^[^;]/ && $4 == "A"' | wc -l) $(( $(control wait_states) - ws0 ))"
+check_eq "/32: an A record, no wait state" "1 0" "$(echo "$out" | awk '/^[^;]/ && $4 == "A"' | wc -l) $(( $(control "$wsock" wait_states) - ws0 ))"
 out=$(inU dig +time=5 +tries=1 "@$DNS" +subnet=198.18.61.0/24 "b2.$ZONE" A)
 if echo "$out" | grep -q "CLIENT-SUBNET: 198.18.61.0/24/24"; then pass "/24: scope 24 echoed"; else fail "/24: scope 24 echoed" "$(echo "$out" | grep -i -e subnet -e status | tr '\n' ' ')"; fi
-check_eq "/24: a wait state limited to the prefix" 1 "$(( $(control wait_states) - ws0 ))"
+check_eq "/24: a wait state limited to the prefix" 1 "$(( $(control "$wsock" wait_states) - ws0 ))"
 out=$(inU dig +time=5 +tries=1 "@$DNS" +subnet=198.18.60.40/32 "$ZONE" SOA)
 if echo "$out" | grep -q "CLIENT-SUBNET: 198.18.60.40/32/0"; then pass "SOA: scope 0 (the same for every client)"; else fail "SOA: scope 0" "$(echo "$out" | grep -i subnet)"; fi
 sleep "$TWAIT"
 
 echo "== $N_CONC initiators at once through unbound with ECS, responders B1 and B2"
-ws0=$(control wait_states); su0=$(control setup_received)
+ws0=$(control "$wsock" wait_states); su0=$(control "$wsock" setup_received)
 rm -rf "$tmp/conc"; mkdir -p "$tmp/conc"
 t0=$(date +%s%N)
 k=0
@@ -386,10 +347,10 @@ for src in "${conc[@]}"; do
   if [ "$(cat "$tmp/conc/$src.body")" = "$want" ]; then ok=$((ok + 1)); else wrong=$((wrong + 1)); echo "     $src ($host via $w): $(cat "$tmp/conc/$src.body")"; fi
   [ "$try" = 1 ] || { retried=$((retried + 1)); echo "     $src retried: $(tr '\n' ' ' < "$tmp/conc/$src.err")"; }
 done
-echo "     $ok of $N_CONC got their own responder's page in $wait_ms ms ($retried after a retry; $(( $(control setup_received) - su0 )) SETUPs)"
+echo "     $ok of $N_CONC got their own responder's page in $wait_ms ms ($retried after a retry; $(( $(control "$wsock" setup_received) - su0 )) SETUPs)"
 check_eq "all $N_CONC initiators got their own responder's page" "$N_CONC" "$ok"
 check_eq "none reached the wrong responder" 0 "$wrong"
-check_eq "no wait state (every initiator named by ECS /32)" 0 "$(( $(control wait_states) - ws0 ))"
+check_eq "no wait state (every initiator named by ECS /32)" 0 "$(( $(control "$wsock" wait_states) - ws0 ))"
 sleep 0.3
 bad=0
 k=0
@@ -409,15 +370,6 @@ awk '$1 == "dns" && $3 != 0' "$tmp/dns.out" | sed 's/^/     /'
 check_ge "aves dns answered sessions" "$((N_CONC + 7))" "$(awk '$1 == "dns" && $2 == "answer_session" { print $3 }' "$tmp/dns.out")"
 
 echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
-for role in waypoint gateway; do
-  if [ "$role" = waypoint ]; then pid=$w_pid; out=$tmp/w.out; else pid=$r_pid; out=$tmp/r.out; fi
-  kill -INT "$pid"
-  wait "$pid"; rc=$?
-  if [ "$role" = waypoint ]; then w_pid=; else r_pid=; fi
-  check_eq "$role exits 0 on SIGINT" 0 "$rc"
-  free=$(awk '/^mempool/ { split($2, a, "="); print a[2] }' "$out")
-  size=$(awk '/^mempool/ { split($3, a, "="); print a[2] }' "$out")
-  if [ -n "$size" ] && [ "$free" = "$size" ]; then pass "$role mempool free == size ($free)"; else fail "$role mempool free == size" "free '$free', size '$size'"; fi
-done
+aves_stop_engines
 echo "     took $(( $(date +%s) - t_start )) s"
 summary resolver-e2e

@@ -7,12 +7,15 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
+. "$here/aves-lib.sh"
+# shellcheck source=scripts/netns.sh
 . "$root/scripts/netns.sh"
 need_root router-e2e
 
-AVES=${AVES_BIN:-$root/target/release/aves}
-[ -x "$AVES" ] || { echo "router-e2e: $AVES not built (cargo build --release)"; echo "router-e2e: 0 passed, 1 failed"; exit 1; }
+need_aves router-e2e
 tmp=$(mktemp -d)
 sock=$tmp/aves.sock
 aves_pid=
@@ -24,14 +27,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-inA() { ip netns exec "${P}a" "$@"; }
-inB() { ip netns exec "${P}b" "$@"; }
-ctl() { "$AVES" ctl --socket "$sock" "$@"; }
+ctl() { aves_ctl "$sock" "$@"; }
 stat_of() { # stat_of LINE-PREFIX FIELD : reads a field from `aves ctl stats`
   ctl stats | awk -v p="$1" -v f="$2" 'index($0, p) == 1 { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }'
 }
-event() { ctl stats | awk -v e="$1" '$1 == "event" && $2 == e { print $3 }'; }
-drops() { ctl stats | awk -v r="$1" '$1 == "drop" && $2 == r { print $3 } END { }' | grep . || echo 0; }
 kstat() { # kstat NS IFACE rx|tx
   ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3_packets"
 }
@@ -57,9 +56,9 @@ check "ping B -> A" inB ping -c 3 -W 2 10.1.0.2
 mac_r=$(ip -n "${P}r" -br link show ra | awk '{print $3}')
 neigh=$(inA ip neigh show 10.1.0.1 | awk '{print $5}')
 check_eq "A resolved the router by ARP (engine answered)" "$mac_r" "$neigh"
-check_ge "engine sent ARP requests" 1 "$(event arp_requests_sent)"
-check_ge "engine learned neighbours" 2 "$(event neighbours_learned)"
-check_ge "engine answered ARP" 1 "$(event arp_replies_sent)"
+check_ge "engine sent ARP requests" 1 "$(event "$sock" arp_requests_sent)"
+check_ge "engine learned neighbours" 2 "$(event "$sock" neighbours_learned)"
+check_ge "engine answered ARP" 1 "$(event "$sock" arp_replies_sent)"
 
 echo "== traceroute"
 tr=$(inA traceroute -n -q 1 -w 2 -m 5 10.2.0.2 2>&1)
@@ -68,12 +67,12 @@ hop1=$(echo "$tr" | awk '$1 == "1" { print $2 }')
 hop2=$(echo "$tr" | awk '$1 == "2" { print $2 }')
 check_eq "traceroute hop 1 is the engine" "10.1.0.1" "$hop1"
 check_eq "traceroute hop 2 is B" "10.2.0.2" "$hop2"
-check_ge "engine counted ttl_exceeded" 1 "$(drops ttl_exceeded)"
+check_ge "engine counted ttl_exceeded" 1 "$(drops "$sock" ttl_exceeded)"
 
 echo "== no route"
 out=$(inA ping -c 1 -W 2 10.99.0.1 2>&1)
 if echo "$out" | grep -q "Unreachable"; then pass "ICMP unreachable for no route"; else fail "ICMP unreachable for no route" "$out"; fi
-check_ge "engine counted no_route" 1 "$(drops no_route)"
+check_ge "engine counted no_route" 1 "$(drops "$sock" no_route)"
 
 echo "== run-time route through the control socket (rings to the lcore)"
 inB ip addr add 10.9.0.5/32 dev lo

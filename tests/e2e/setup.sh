@@ -29,46 +29,25 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/e2e/aves-lib.sh
+. "$here/aves-lib.sh"
+# shellcheck source=scripts/aves-netns.sh
 . "$root/scripts/aves-netns.sh"
 need_root setup-e2e
 
-AVES=${AVES_BIN:-$root/target/release/aves}
-PY=/usr/bin/python3
-[ -x "$AVES" ] || { echo "setup-e2e: $AVES not built (cargo build --release)"; echo "setup-e2e: 0 passed, 1 failed"; exit 1; }
-tmp=$(mktemp -d)
-wsock=$tmp/w.sock
-rsock=$tmp/r.sock
-w_pid=
-r_pid=
+aves_e2e_begin setup-e2e
 dns_pid=
-cleanup() {
+e2e_cleanup_extra() {
   [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null && wait "$dns_pid" 2>/dev/null
   rm -rf "/etc/netns/${P}c"
   ip netns del "${P}c" 2>/dev/null
-  [ -n "$w_pid" ] && kill "$w_pid" 2>/dev/null && wait "$w_pid" 2>/dev/null
-  [ -n "$r_pid" ] && kill "$r_pid" 2>/dev/null && wait "$r_pid" 2>/dev/null
-  for n in a b i; do ip netns pids "${P}$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
-  aves_topo_down
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
 
-inA() { ip netns exec "${P}a" "$@"; }
-inB() { ip netns exec "${P}b" "$@"; }
-wctl() { "$AVES" ctl --socket "$wsock" "$@"; }
-rctl() { "$AVES" ctl --socket "$rsock" "$@"; }
-# control NAME: one SETUP-service counter from the waypoint's `aves ctl stats`.
-control() { wctl stats | awk -v n="$1" '$1 == "control" && $2 == n { print $3 }' | grep . || echo 0; }
-# wm / rm FILE: scrape the waypoint's / gateway's /metrics into FILE.
-wm() { ip netns exec "${P}w" curl -sS --max-time 5 "http://$METRICS/metrics" > "$1"; }
-rm_() { ip netns exec "${P}r" curl -sS --max-time 5 "http://$METRICS/metrics" > "$1"; }
-# msum FILE NAME [LABEL-FILTER]: the sum of the series of NAME (over lcores) whose
-# labels contain LABEL-FILTER (e.g. 'reason="conflict"'); mmax: their maximum.
-msum() { awk -v n="$2" -v f="${3:-}" 'index($1, n "{") == 1 && (f == "" || index($1, f)) { s += $2 } END { print s + 0 }' "$1"; }
-mmax() { awk -v n="$2" -v f="${3:-}" 'index($1, n "{") == 1 && (f == "" || index($1, f)) && $2 > m { m = $2 } END { print m + 0 }' "$1"; }
-drops() { wctl stats | awk -v r="$1" '$1 == "drop" && $2 == r { print $3 }' | grep . || echo 0; }
-event() { wctl stats | awk -v e="$1" '$1 == "event" && $2 == e { print $3 }' | grep . || echo 0; }
+# wm / rm_ FILE: scrape the waypoint's / gateway's /metrics into FILE.
+wm() { scrape_metrics "${P}w" "$METRICS" "$1"; }
+rm_() { scrape_metrics "${P}r" "$METRICS" "$1"; }
 
 A=198.51.100.10
 A2=198.51.100.11
@@ -141,34 +120,13 @@ check "check-config accepts the waypoint config with a SETUP service" "$AVES" ch
 mkdir -p "$tmp/www" "$tmp/www2"
 echo "<html><body>AVES responder B $(date +%s%N)</body></html>" > "$tmp/www/index.html"
 echo "<html><body>AVES responder B2 $(date +%s%N)</body></html>" > "$tmp/www2/index.html"
-inB "$PY" -u -m http.server 8000 --bind "$B" --directory "$tmp/www" > "$tmp/http.log" 2>&1 &
-inB "$PY" -u -m http.server 8000 --bind "$B2" --directory "$tmp/www2" > "$tmp/http2.log" 2>&1 &
+http_serve "${P}b" "$B" 8000 "$tmp/www" "$tmp/http.log"
+http_serve "${P}b" "$B2" 8000 "$tmp/www2" "$tmp/http2.log"
 pageB=$(cat "$tmp/www/index.html")
 pageB2=$(cat "$tmp/www2/index.html")
 
-ip netns exec "${P}r" "$AVES" run --config "$tmp/gateway.toml" > "$tmp/r.out" 2> "$tmp/r.err" &
-r_pid=$!
-ip netns exec "${P}w" "$AVES" run --config "$tmp/waypoint.toml" > "$tmp/w.out" 2> "$tmp/w.err" &
-w_pid=$!
-for _ in $(seq 1 100); do
-  rctl ping >/dev/null 2>&1 && wctl ping >/dev/null 2>&1 && break
-  if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then break; fi
-  sleep 0.2
-done
-check "waypoint answers on its control socket" wctl ping
-check "gateway answers on its control socket" rctl ping
-[ "$AVES_E2E_PORTS" = tap ] && check "the engines' taps joined their bridges" aves_attach_taps
-if ! kill -0 "$r_pid" 2>/dev/null || ! kill -0 "$w_pid" 2>/dev/null; then
-  echo "-- gateway stderr"; cat "$tmp/r.err"; echo "-- waypoint stderr"; cat "$tmp/w.err"
-  fail "both daemons running"; summary setup-e2e; exit 1
-fi
-# http.server listens only after a reverse lookup of its address (socket.getfqdn),
-# which can take seconds here: wait for both.
-for _ in $(seq 1 150); do
-  l=$(inB ss -ltn)
-  echo "$l" | grep -q "$B:8000 " && echo "$l" | grep -q "$B2:8000 " && break
-  sleep 0.1
-done
+aves_start_engines setup-e2e
+wait_listen "${P}b" "$B:8000" "$B2:8000"
 if grep -q "SETUP service listening" "$tmp/w.err"; then pass "the SETUP service listens on $CTL"; else fail "the SETUP service listens" "$(tail -3 "$tmp/w.err")"; fi
 inA ping -c 1 -W 2 -I "$A" 198.51.100.1 >/dev/null 2>&1
 
@@ -178,7 +136,7 @@ check "waypoint /metrics passes promtool check metrics" promtool check metrics <
 check_eq "no binding installed yet" 0 "$(msum "$tmp/wm0.txt" aves_bindings_installed_total)"
 expect "SETUP $A at $W for $B: ACCEPT" ACCEPT 0 --save "$tmp/s1.bin" "$A" "$W" "$R" "$B"
 expect "SETUP $A at $W for $B2: REJECT conflict (one responder per initiator and address)" "REJECT serial" 1 "$A" "$W" "$R" "$B2"
-check_eq "the reject counter says conflict" 1 "$(control setup_rejected_conflict)"
+check_eq "the reject counter says conflict" 1 "$(control "$wsock" setup_rejected_conflict)"
 wm "$tmp/wm1.txt"
 nl=$(_aves_nq "${AVES_W_LCORES:-${AVES_LCORES:-1}}")
 check_eq "metrics: the SETUP installed the binding on each lcore" "$nl" "$(msum "$tmp/wm1.txt" aves_bindings_installed_total)"
@@ -201,20 +159,20 @@ KEY_FILE=$tmp/k2 KEY_ID=2 KEY_ALG=hmac-sha256-128 \
   expect "SETUP $A at $W2 for $B2 with the SHA-256 key (id 2): ACCEPT" ACCEPT 0 "$A" "$W2" "$R" "$B2"
 check_eq "curl http://$W2:8000/ from $A reaches B2" "$pageB2" "$(get "$A" "$W2")"
 expect "SETUP for an address outside the pools: REJECT not_ours" "REJECT" 1 "$A" 203.0.113.200 "$R" "$B"
-check_eq "not_ours counted" 1 "$(control setup_rejected_not_ours)"
+check_eq "not_ours counted" 1 "$(control "$wsock" setup_rejected_not_ours)"
 expect "SETUP for a gateway without a tunnel key: REJECT unknown_gateway" "REJECT" 1 "$A" "$W3" 192.0.2.99 "$B"
-check_eq "unknown_gateway counted" 1 "$(control setup_rejected_unknown_gateway)"
+check_eq "unknown_gateway counted" 1 "$(control "$wsock" setup_rejected_unknown_gateway)"
 
 echo "== retries are answered from the cache"
-applied0=$(event commands_applied)
+applied0=$(event "$wsock" commands_applied)
 expect "SETUP serial 4242: ACCEPT" ACCEPT 0 --serial 4242 "$A2" "$W" "$R" "$B2"
 expect "the same serial again (a retry, a new message): ACCEPT" ACCEPT 0 --serial 4242 "$A2" "$W" "$R" "$B2"
-check_eq "the retry was answered from the cache" 1 "$(control setup_retries_answered)"
-check_eq "and applied once (commands_applied delta, one lcore per command)" "$(_aves_nq "${AVES_W_LCORES:-${AVES_LCORES:-1}}")" "$(( $(event commands_applied) - applied0 ))"
+check_eq "the retry was answered from the cache" 1 "$(control "$wsock" setup_retries_answered)"
+check_eq "and applied once (commands_applied delta, one lcore per command)" "$(_aves_nq "${AVES_W_LCORES:-${AVES_LCORES:-1}}")" "$(( $(event "$wsock" commands_applied) - applied0 ))"
 check_eq "curl from $A2 through $W reaches B2" "$pageB2" "$(get "$A2" "$W")"
 
 echo "== forged, replayed and stale-key SETUPs: no answer, counted"
-accepted0=$(control setup_accepted)
+accepted0=$(control "$wsock" setup_accepted)
 "$PY" - "$tmp/s1.bin" "$tmp/forged.bin" <<'PY'
 import sys
 b = bytearray(open(sys.argv[1], "rb").read())
@@ -222,45 +180,45 @@ b[35] ^= 0x01          # the responder's last byte: 10.0.0.2 -> 10.0.0.3
 open(sys.argv[2], "wb").write(b)
 PY
 expect "a SETUP with a changed responder byte: no answer" NOANSWER 2 --raw "$tmp/forged.bin"
-check_eq "refused_bad_tag" 1 "$(control refused_bad_tag)"
+check_eq "refused_bad_tag" 1 "$(control "$wsock" refused_bad_tag)"
 KEY_FILE=$tmp/k1-wrong expect "a SETUP signed with the wrong secret under key id 1: no answer" NOANSWER 2 "$A3" "$W" "$R" "$B"
-check_eq "refused_bad_tag" 2 "$(control refused_bad_tag)"
+check_eq "refused_bad_tag" 2 "$(control "$wsock" refused_bad_tag)"
 expect "the first SETUP's datagram again (a replay): no answer" NOANSWER 2 --raw "$tmp/s1.bin"
-check_eq "refused_replay" 1 "$(control refused_replay)"
+check_eq "refused_replay" 1 "$(control "$wsock" refused_replay)"
 KEY_FILE=$tmp/k3 KEY_ID=3 expect "a SETUP with a retired key (id 3): no answer" NOANSWER 2 "$A3" "$W" "$R" "$B"
-check_eq "refused_unknown_key" 1 "$(control refused_unknown_key)"
+check_eq "refused_unknown_key" 1 "$(control "$wsock" refused_unknown_key)"
 printf 'AVES?' > "$tmp/junk.bin"
 expect "five bytes of junk: no answer" NOANSWER 2 --raw "$tmp/junk.bin"
 wm "$tmp/wm2.txt"
 check_eq "metrics: control messages refused for bad_tag" 2 "$(msum "$tmp/wm2.txt" aves_control_refused_total 'reason="bad_tag"')"
 check_eq "metrics: ... for replay" 1 "$(msum "$tmp/wm2.txt" aves_control_refused_total 'reason="replay"')"
 check_eq "metrics: ... for unknown_key" 1 "$(msum "$tmp/wm2.txt" aves_control_refused_total 'reason="unknown_key"')"
-check_eq "refused_bad_length" 1 "$(control refused_bad_length)"
-check_eq "none of them was accepted" "$accepted0" "$(control setup_accepted)"
+check_eq "refused_bad_length" 1 "$(control "$wsock" refused_bad_length)"
+check_eq "none of them was accepted" "$accepted0" "$(control "$wsock" setup_accepted)"
 if get "$A3" "$W" >/dev/null 2>&1; then fail "no binding was made for $A3"; else pass "no binding was made for $A3 (curl fails)"; fi
 
 echo "== sequence numbers: reordered within the replay window, beyond it, outside the clock window"
 A6=198.51.100.20
 expect "SETUP $A6 at $W for $B: ACCEPT" ACCEPT 0 --save "$tmp/s6.bin" "$A6" "$W" "$R" "$B"
-retries0=$(control setup_retries_answered); replay0=$(control refused_replay); stale0=$(control refused_stale)
+retries0=$(control "$wsock" setup_retries_answered); replay0=$(control "$wsock" refused_replay); stale0=$(control "$wsock" refused_stale)
 ip netns exec "${P}i" "$PY" "$here/control_seq.py" "$CTL" "$tmp/k1" "$tmp/s6.bin" 172.16.0.1 198.51.100.1 203.0.113.1 192.0.2.1 > "$tmp/seq.out" 2>&1
-cat "$tmp/seq.out" | tr '\n' ' '; echo
+tr '\n' ' ' < "$tmp/seq.out"; echo
 sq() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/seq.out"; }
 check_eq "re-signed 1 s earlier (reordered, within the window): answered" answered "$(sq reordered)"
 check_eq "re-signed 40 s earlier (outside the 30 s clock window): no answer" none "$(sq stale)"
 check_eq "130 newer ones answered (they slide the 128-entry window)" 130 "$(sq fill_answered)"
 check_eq "a never-seen sequence now beyond the window: no answer" none "$(sq beyond)"
-check_eq "refused_stale counted once" $((stale0 + 1)) "$(control refused_stale)"
-check_eq "refused_replay counted once" $((replay0 + 1)) "$(control refused_replay)"
-check_eq "the reordered and newer ones were retries, answered from the cache" $((retries0 + 131)) "$(control setup_retries_answered)"
+check_eq "refused_stale counted once" $((stale0 + 1)) "$(control "$wsock" refused_stale)"
+check_eq "refused_replay counted once" $((replay0 + 1)) "$(control "$wsock" refused_replay)"
+check_eq "the reordered and newer ones were retries, answered from the cache" $((retries0 + 131)) "$(control "$wsock" setup_retries_answered)"
 
 echo "== delayed binding (§3.3.2): the initiator is unknown"
 # A4 has never sent to a waypoint address: no state, not rejected.
 expect "general-mode SETUP (the resolver 172.16.0.1) for $W3 -> $B: ACCEPT" ACCEPT 0 --kind resolver 172.16.0.1 "$W3" "$R" "$B"
 check_eq "curl from $A4 to $W3 in the wait state claims the binding and reaches B" "$pageB" "$(get "$A4" "$W3")"
 expect "a SETUP for $W3 during its wait state is ignored" NOANSWER 2 "$A5" "$W3" "$R" "$B2"
-check_eq "setup_ignored_waiting" 1 "$(control setup_ignored_waiting)"
-check_ge "bindings_claimed" 1 "$(event bindings_claimed)"
+check_eq "setup_ignored_waiting" 1 "$(control "$wsock" setup_ignored_waiting)"
+check_ge "bindings_claimed" 1 "$(event "$wsock" bindings_claimed)"
 sleep 2.2
 expect "after the wait, $W3 takes SETUPs again" ACCEPT 0 "$A5" "$W3" "$R" "$B2"
 
@@ -268,25 +226,25 @@ echo "== a violator is rejected until Treject after the wait (Figure 6)"
 expect "SETUP $A at $W for $B (intranet): ACCEPT" ACCEPT 0 "$A" "$W" "$R" "$B"
 # The DNS server sends someone to W for B2: A, bound there to B, must not get through.
 expect "general-mode SETUP for $W -> $B2: ACCEPT" ACCEPT 0 --kind resolver 172.16.0.1 "$W" "$R" "$B2"
-wv0=$(drops wait_violation)
+wv0=$(drops "$wsock" wait_violation)
 t0=$(date +%s%N)
 out=$(get "$A" "$W" 2>&1); rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 if [ "$rc" = 7 ] && [ "$ms" -lt 1500 ]; then pass "$A (bound to B) connecting to $W in the wait state is refused fast (host unreachable, $ms ms)"; else fail "$A connecting during the wait is refused" "exit $rc after $ms ms: $out"; fi
-check_ge "wait_violation counted" 1 "$(( $(drops wait_violation) - wv0 ))"
+check_ge "wait_violation counted" 1 "$(( $(drops "$wsock" wait_violation) - wv0 ))"
 sleep 2.2
-sr0=$(drops source_rejected)
+sr0=$(drops "$wsock" source_rejected)
 if get "$A" "$W" >/dev/null 2>&1; then fail "$A stays rejected after the wait"; else pass "$A stays rejected after the wait (Treject $TREJECT s)"; fi
-check_ge "source_rejected counted" 1 "$(( $(drops source_rejected) - sr0 ))"
+check_ge "source_rejected counted" 1 "$(( $(drops "$wsock" source_rejected) - sr0 ))"
 sleep "$TREJECT"
 check_eq "after Treject $A reaches B through $W again" "$pageB" "$(get "$A" "$W")"
 
 echo "== sources without state cannot claim later (§6.2)"
 if get "$A3" "$W4" >/dev/null 2>&1; then fail "$A3 without a binding at $W4 is refused"; else pass "$A3 without a binding at $W4 is refused (and remembered)"; fi
 expect "general-mode SETUP for $W4 -> $B2: ACCEPT" ACCEPT 0 --kind resolver 172.16.0.1 "$W4" "$R" "$B2"
-sr0=$(drops source_rejected)
+sr0=$(drops "$wsock" source_rejected)
 if get "$A3" "$W4" >/dev/null 2>&1; then fail "$A3 cannot claim $W4"; else pass "$A3 cannot claim $W4"; fi
-check_ge "source_rejected counted" 1 "$(( $(drops source_rejected) - sr0 ))"
+check_ge "source_rejected counted" 1 "$(( $(drops "$wsock" source_rejected) - sr0 ))"
 check_eq "$A5 (no history) claims $W4 in the same wait and reaches B2" "$pageB2" "$(get "$A5" "$W4")"
 
 echo "== an ECS /32 names the initiator: bound at once"
@@ -296,7 +254,7 @@ check_eq "$A3 reaches B through $W5 (its rejection lifted by the binding)" "$pag
 
 echo "== counters"
 wctl stats | grep '^control ' | sed 's/^/     /'
-check_eq "setup_accepted (new requests; the retries were not)" 10 "$(control setup_accepted)"
+check_eq "setup_accepted (new requests; the retries were not)" 10 "$(control "$wsock" setup_accepted)"
 wm "$tmp/wm3.txt"
 check "waypoint /metrics still passes promtool" promtool check metrics < "$tmp/wm3.txt"
 check_ge "metrics: claims counted (delayed binding)" 1 "$(awk '$1 == "aves_bindings_claimed_total" { print $2 }' "$tmp/wm3.txt")"
@@ -354,7 +312,7 @@ sed -i "s|^setup_timeout_ms = 3000|&\nmetrics = \"$DNS_METRICS\"|" "$tmp/dns.tom
 check "aves check-config accepts the DNS config" "$AVES" check-config "$tmp/dns.toml"
 ip netns exec "${P}i" "$AVES" dns --config "$tmp/dns.toml" > "$tmp/dns.out" 2> "$tmp/dns.err" &
 dns_pid=$!
-for _ in $(seq 1 50); do ip netns exec "${P}c" dig +time=1 +tries=1 @198.18.99.1 aves.example SOA >/dev/null 2>&1 && break; sleep 0.1; done
+wait_soa "${P}c" 198.18.99.1 aves.example
 ans=$(ip netns exec "${P}c" dig +noall +answer +time=5 +tries=1 @198.18.99.1 b.aves.example A)
 echo "$ans" | sed 's/^/     /'
 ttl=$(echo "$ans" | awk '$4 == "A" { print $2; exit }')
@@ -366,7 +324,7 @@ check_eq "curl http://b.aves.example:8000/ from C (by name, through W and R)" "$
 if grep -q "^$C " "$tmp/http.log" 2>/dev/null; then pass "B's log shows C's own address (plain mode)"; else fail "B's log shows $C" "$(tail -2 "$tmp/http.log" 2>/dev/null | tr '\n' ' ')"; fi
 axfr=$(ip netns exec "${P}c" dig +time=2 +tries=1 @198.18.99.1 aves.example AXFR 2>&1)
 if echo "$axfr" | grep -qi "Transfer failed\|REFUSED"; then pass "AXFR refused"; else fail "AXFR refused" "$(echo "$axfr" | tail -2 | tr '\n' ' ')"; fi
-ip netns exec "${P}i" curl -sS --max-time 5 "http://$DNS_METRICS/metrics" > "$tmp/dm.txt"
+scrape_metrics "${P}i" "$DNS_METRICS" "$tmp/dm.txt"
 check "aves dns /metrics passes promtool check metrics" promtool check metrics < "$tmp/dm.txt"
 grep -E '^aves_(dns_queries_total|setup_rtt_seconds_(count|sum))' "$tmp/dm.txt" | grep -v ' 0$' | sed 's/^/     /'
 check_ge "metrics: A queries answered NOERROR (dig and curl)" 2 "$(msum "$tmp/dm.txt" aves_dns_queries_total 'qtype="A",rcode="NOERROR"')"
@@ -379,15 +337,6 @@ rm -rf "/etc/netns/${P}c"
 ip netns del "${P}c"
 
 echo "== shutdown (SIGINT): exit 0, every mbuf back in the pool"
-for role in waypoint gateway; do
-  if [ "$role" = waypoint ]; then pid=$w_pid; out=$tmp/w.out; else pid=$r_pid; out=$tmp/r.out; fi
-  kill -INT "$pid"
-  wait "$pid"; rc=$?
-  if [ "$role" = waypoint ]; then w_pid=; else r_pid=; fi
-  check_eq "$role exits 0 on SIGINT" 0 "$rc"
-  free=$(awk '/^mempool/ { split($2, a, "="); print a[2] }' "$out")
-  size=$(awk '/^mempool/ { split($3, a, "="); print a[2] }' "$out")
-  if [ -n "$size" ] && [ "$free" = "$size" ]; then pass "$role mempool free == size ($free)"; else fail "$role mempool free == size" "free '$free', size '$size'"; fi
-done
+aves_stop_engines
 
 summary setup-e2e
