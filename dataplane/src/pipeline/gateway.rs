@@ -403,7 +403,6 @@ impl<B: PacketBuf> Gateway<B> {
         }
 
         if let Some(k) = key {
-            let t = self.timeouts;
             if multihoming {
                 // Reuse the port of a known flow, else allocate one (never one in use).
                 let port = match self.flows.get(&k, now_ns) {
@@ -434,7 +433,7 @@ impl<B: PacketBuf> Gateway<B> {
                     }
                 };
                 let rk = reply_key(&k, self.private_addr, port);
-                self.track(&rk, None, Some(&k), tcp_flags, true, now_ns, &t);
+                self.track(&rk, None, Some(&k), tcp_flags, true, now_ns);
                 let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
                 rewrite_addr(body, End::Source, self.private_addr);
                 rewrite_port(body, End::Source, port);
@@ -466,7 +465,7 @@ impl<B: PacketBuf> Gateway<B> {
                         return io.drop_packet(buf, DropReason::FlowTableFull);
                     }
                 }
-                self.track(&rk, slot, None, tcp_flags, true, now_ns, &t);
+                self.track(&rk, slot, None, tcp_flags, true, now_ns);
             }
         } else if multihoming && !first {
             // A later fragment has no ports: rewrite the address only (B reassembles).
@@ -503,8 +502,8 @@ impl<B: PacketBuf> Gateway<B> {
         tcp_flags: Option<u8>,
         from_initiator: bool,
         now_ns: u64,
-        t: &Timeouts,
     ) {
+        let t = self.timeouts;
         // One lookup for the state and the timer (this runs for every packet), none
         // when the caller found the entry already (`slot`).
         let entry = match slot {
@@ -634,14 +633,13 @@ impl<B: PacketBuf> Gateway<B> {
             }
             return self.nat_outbound(buf, k, tcp_flags, now_ns, counters, io);
         };
-        let t = self.timeouts;
         let twin = initiator.map(|(a, ap)| {
             let mut tk = k.reversed();
             tk.src = a;
             tk.sport = ap;
             tk
         });
-        self.track(&k, slot, twin.as_ref(), tcp_flags, false, now_ns, &t);
+        self.track(&k, slot, twin.as_ref(), tcp_flags, false, now_ns);
         let body = buf.data_mut().get_mut(ETH..).unwrap_or_default();
         rewrite_addr(body, End::Source, waypoint);
         let dst = match initiator {
