@@ -10,6 +10,7 @@
 # returned every mbuf.
 #
 #   sudo perf/run.sh [--quick] [--seconds N] [--lcore L] [--proto udp|tcp|both]
+#                    [--sizes 64,512,1464] [--flows 1,1024,1048576]
 #
 # Full run: 64/512/1464 B x 1/1k flows (+ 1M flows at 64 B), UDP and TCP; --quick: 64 and
 # 1464 B x 1/1k flows, UDP. The waypoint and gateway run with HMAC-MD5 (whole packet and
@@ -26,13 +27,17 @@ SECONDS_PER_RUN=4
 LCORE=1
 QUICK=0
 PROTO=
+SIZES=
+FLOWS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; SECONDS_PER_RUN=2 ;;
     --seconds) SECONDS_PER_RUN=$2; shift ;;
     --lcore) LCORE=$2; shift ;;
     --proto) PROTO=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--seconds N] [--lcore L] [--proto udp|tcp|both]" >&2; exit 2 ;;
+    --sizes) SIZES=$2; shift ;;
+    --flows) FLOWS=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--seconds N] [--lcore L] [--proto udp|tcp|both] [--sizes 64,512,1464] [--flows 1,1024,1048576]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -124,6 +129,8 @@ sizes=(64 512 1464)
 flows=(1 1024 1048576)
 protos=(udp tcp)
 [ "$QUICK" = 1 ] && { sizes=(64 1464); flows=(1 1024); protos=(udp); }
+[ -n "$SIZES" ] && IFS=, read -r -a sizes <<< "$SIZES"
+[ -n "$FLOWS" ] && IFS=, read -r -a flows <<< "$FLOWS"
 case "$PROTO" in
   "") ;;
   udp|tcp) protos=("$PROTO") ;;
