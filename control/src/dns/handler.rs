@@ -42,10 +42,11 @@
 //!
 //! The question section of an answer is the parsed question encoded again, names
 //! spelled out: hickory would echo the query's bytes, whose compressed names (pointers)
-//! would then point into the answer's header ([`spelled_out`]).
+//! would then point into the answer's header (`spelled_out`).
 //!
 //! Invariants: no panics on any input (only parsed fields are read; indexes are
-//! checked); every answer parses as a DNS message (the `dns_handler` fuzz target); the state lock is never held across an `.await`; the wait for a binder
+//! checked); every answer parses as a DNS message (the `dns_handler` fuzz target);
+//! the state lock is never held across an `.await`; the wait for a binder
 //! is bounded by `setup_timeout`, and so is a follower's wait for its leader; at most
 //! one SETUP per (identity, host) is in flight, and its `inflight` entry goes when it
 //! ends or its query is dropped.
@@ -822,12 +823,15 @@ impl AvesDns {
     /// One query through the handler without a socket: `bytes` as they came from `src`
     /// over `protocol`, parsed as hickory's server parses them
     /// ([`Request::from_bytes`]), answered by [`RequestHandler::handle_request`] (the
-    /// server's path, counters included), and the answer encoded as it would be sent.
+    /// server's path, counters included), and the answer encoded by hickory's encoder.
     ///
     /// `None`: nothing would be sent, because the handler dropped the query or because
-    /// hickory could not parse it. (For the latter the server itself answers FORMERR
-    /// when the 12-byte header parsed, without calling the handler; that answer is not
-    /// made here.) Used by the unit tests and by the `dns_handler` fuzz target.
+    /// hickory could not parse it. Two things of the server's socket path are not
+    /// made here: hickory's FORMERR for a query whose 12-byte header parses but whose
+    /// body does not (sent without calling the handler), and its UDP size limit on the
+    /// encoding (512 bytes without EDNS, else the size the answer's OPT advertises;
+    /// over it, hickory sends an error header instead). Used by the unit tests and by
+    /// the `dns_handler` fuzz target.
     pub async fn respond(
         &self,
         bytes: &[u8],
