@@ -8,9 +8,14 @@ Sources (standard library only):
 - examples/*.toml for the config parser;
 - hand-built frame sequences for the role targets, in the record format of
   fuzz/src/records.rs, with the addresses of fuzz/src/setup.rs. Checksums are left
-  zero: the records ask the harness to repair them.
+  zero: the records ask the harness to repair them;
+- DNS queries for dns_handler (the handler unit tests' queries: host A, service name,
+  ECS, AXFR, NOTIFY, EDNS version 1, ...), in the record format of
+  fuzz/fuzz_targets/dns_handler.rs, for the zone of that file.
 
-Files other than seed-* (regression-*, crash inputs kept after a fix) are left alone.
+Only the seed-* files of the targets listed in GENERATED are rewritten; other files
+(regression-*, crash inputs kept after a fix) and other targets' seeds
+(control_messages: made by hand from the docs/protocol.md vectors) are left alone.
 Run from anywhere: python3 scripts/fuzz-seeds.py
 """
 
@@ -288,9 +293,96 @@ def gateway_seeds():
     write("gateway", "all-rotated", b"\x0c" + b"".join(d for _, d in frames))
 
 
+def dns_name(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        out += bytes([len(label)]) + label.encode()
+    return out + b"\x00"
+
+
+QTYPE = {"A": 1, "NS": 2, "SOA": 6, "AAAA": 28, "ANY": 255, "AXFR": 252, "IXFR": 251}
+
+
+def dns_query(name, qtype="A", ident=0x1234, opcode=0, qr=False, qclass=1, edns=None,
+              ecs=None, questions=1):
+    """A DNS query; edns: the OPT version (None: no OPT); ecs: (address, prefix)."""
+    flags = (0x8000 if qr else 0) | (opcode << 11) | 0x0100
+    q = (dns_name(name) + struct.pack("!HH", QTYPE.get(qtype, qtype), qclass)) * questions
+    opt = b""
+    if edns is not None or ecs is not None:
+        data = b""
+        if ecs is not None:
+            addr, prefix = ecs
+            a = ip4(addr)[:(prefix + 7) // 8]
+            data = struct.pack("!HHHBB", 8, 4 + len(a), 1, prefix, 0) + a
+        opt = b"\x00" + struct.pack("!HHBBHH", 41, 4096, 0, edns or 0, 0, len(data)) + data
+    return struct.pack("!HHHHHH", ident, flags, questions, 0, 0, 1 if opt else 0) + q + opt
+
+
+def dns_rec(msg, src="10.1.0.5", tcp=False):
+    """A dns_handler record: flags, source address, length, message."""
+    addr = ipaddress.ip_address(src).packed
+    flags = (1 if tcp else 0) | (2 if len(addr) == 16 else 0)
+    return bytes([flags]) + addr + struct.pack("<H", len(msg)) + msg
+
+
+def dns_seeds():
+    # [mode][four binder outcomes: 0 accept, 1 reject, 2 timeout, 3 silent, 4 slow]
+    seq, conc = b"\x00", b"\x01"
+    accept, mixed, slow = b"\x00\x00\x00\x00", b"\x00\x01\x02\x03", b"\x04\x09\x0e\x13"
+    host, zone = "b.home1.aves.example.", "aves.example."
+    single = {
+        "host-a-intranet": dns_rec(dns_query(host)),
+        "service-a": dns_rec(dns_query("tcp22.B.home1.aves.example.")),
+        "host-a-ecs": dns_rec(dns_query(host, ecs=("203.0.113.0", 24)), src="192.0.2.1"),
+        "host-a-ecs-bad": dns_rec(dns_query(host, ecs=("203.0.113.1", 24)), src="192.0.2.1"),
+        "host-a-resolver": dns_rec(dns_query("c.home2.aves.example.", edns=0), src="192.0.2.1"),
+        "host-no-gateway": dns_rec(dns_query("d.home3.aves.example.")),
+        "host-aaaa": dns_rec(dns_query(host, "AAAA")),
+        "axfr-tcp": dns_rec(dns_query(zone, "AXFR"), tcp=True),
+        "axfr-udp": dns_rec(dns_query(zone, "AXFR")),
+        "ixfr-udp": dns_rec(dns_query(zone, "IXFR")),
+        "notify": dns_rec(dns_query(zone, "SOA", opcode=4)),
+        "edns-v1": dns_rec(dns_query(zone, "SOA", edns=1)),
+        "soa": dns_rec(dns_query(zone, "SOA", edns=0)),
+        "ns": dns_rec(dns_query(zone, "NS")),
+        "any": dns_rec(dns_query(zone, "ANY"), tcp=True),
+        "ns1-a": dns_rec(dns_query("ns1.aves.example.")),
+        "out-of-zone": dns_rec(dns_query("example.com.")),
+        "class-ch": dns_rec(dns_query(host, qclass=3)),
+        "two-questions": dns_rec(dns_query(host, questions=2)),
+        "response": dns_rec(dns_query(host, qr=True)),
+        "v6-source": dns_rec(dns_query(zone, "SOA"), src="2001:db8::1"),
+        "v4-mapped-intranet": dns_rec(dns_query(host), src="::ffff:10.1.0.7"),
+    }
+    for name, rec in single.items():
+        write("dns_handler", name, seq + accept + rec)
+    write("dns_handler", "host-a-reject-timeout", seq + b"\x01\x02\x03\x04" + single["host-a-intranet"] * 4)
+    nx = b"".join(dns_rec(dns_query(f"x{i}.aves.example.", ident=i), src="192.0.2.7")
+                  for i in range(5))
+    write("dns_handler", "nxdomain-ban", seq + accept + nx + single["soa"])
+    flood = b"".join(dns_rec(dns_query(zone, "SOA", ident=i), src=f"192.0.2.{i}")
+                     for i in range(10))
+    write("dns_handler", "rrl-flood", seq + accept + flood)
+    write("dns_handler", "rrl-flood-v6", seq + accept + b"".join(
+        dns_rec(dns_query(zone, "SOA", ident=i), src=f"2001:db8:0:1::{i}") for i in range(10)))
+    write("dns_handler", "rrl-exempt", seq + accept + b"".join(
+        dns_rec(dns_query(zone, "SOA", ident=i), src=f"10.1.9.{i}") for i in range(8)))
+    same = b"".join(dns_rec(dns_query(host, ident=i)) for i in range(4))
+    write("dns_handler", "coalesced", conc + slow + same)
+    write("dns_handler", "coalesced-silent", conc + b"\x03\x03\x03\x03" + same)
+    write("dns_handler", "concurrent-mixed", conc + mixed + b"".join(single.values())[:4000])
+    write("dns_handler", "all", seq + mixed + b"".join(single.values()))
+
+
+GENERATED = ["wire_parsers", "roundtrip_ipv4", "roundtrip_wire", "tunnel_decap", "reassembly",
+             "config", "router", "waypoint", "gateway", "dns_handler"]
+
+
 def main():
-    for d in CORPUS.glob("*/seed-*"):
-        d.unlink()
+    for t in GENERATED:
+        for d in (CORPUS / t).glob("seed-*"):
+            d.unlink()
     arrays = rust_arrays()
     wire_seeds(arrays)
     tunnel_seeds()
@@ -299,6 +391,7 @@ def main():
     router_seeds()
     waypoint_seeds()
     gateway_seeds()
+    dns_seeds()
     for d in sorted(CORPUS.iterdir()):
         n = len(list(d.iterdir()))
         size = sum(f.stat().st_size for f in d.iterdir())

@@ -5,15 +5,10 @@
 mod ctl;
 #[cfg(feature = "dpdk")]
 mod daemon;
-mod dns;
-mod metrics;
-use aves::proto;
 mod registrar;
 mod roles;
-mod setup;
-mod stats;
 
-use aves::config;
+use aves::{config, dns, metrics, proto, setup, stats};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

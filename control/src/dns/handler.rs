@@ -40,8 +40,13 @@
 //! when the 12-byte header parsed (an answer no larger than the query), nothing
 //! otherwise.
 //!
+//! The question section of an answer is the parsed question encoded again, names
+//! spelled out: hickory would echo the query's bytes, whose compressed names (pointers)
+//! would then point into the answer's header (`spelled_out`).
+//!
 //! Invariants: no panics on any input (only parsed fields are read; indexes are
-//! checked); the state lock is never held across an `.await`; the wait for a binder
+//! checked); every answer parses as a DNS message (the `dns_handler` fuzz target);
+//! the state lock is never held across an `.await`; the wait for a binder
 //! is bounded by `setup_timeout`, and so is a follower's wait for its leader; at most
 //! one SETUP per (identity, host) is in flight, and its `inflight` entry goes when it
 //! ends or its query is dropped.
@@ -57,12 +62,14 @@ use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCod
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
-use hickory_server::net::runtime::Time;
+use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, NameEncoding};
+use hickory_server::net::runtime::{Time, TokioTime};
 use hickory_server::net::xfer::Protocol;
+use hickory_server::net::NetError;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -719,6 +726,25 @@ impl AvesDns {
     }
 }
 
+/// The question section to echo in an answer: the parsed questions encoded again,
+/// names spelled out (no compression), case kept (0x20).
+///
+/// hickory's response builder copies the query's question bytes as they came and seeds
+/// its compression table from them as if every name in them were spelled out. A name
+/// that the query compressed (a pointer to an earlier offset, e.g. into the header)
+/// would then point at the answer's bytes at that offset (the answer's flags, ...):
+/// the answer would not parse, or its owner names would be other names. `None` only if
+/// a parsed question cannot be encoded again (not expected: it was read from the wire).
+fn spelled_out(queries: &Queries) -> Option<Queries> {
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    for q in queries.queries() {
+        q.emit(&mut encoder).ok()?;
+    }
+    Queries::read(&mut BinDecoder::new(&bytes), queries.len()).ok()
+}
+
 fn not_sent(request: &Request) -> ResponseInfo {
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.response_code = ResponseCode::ServFail;
@@ -743,8 +769,12 @@ impl RequestHandler for AvesDns {
             self.counters.count_query(qtype, None);
             return not_sent(request);
         };
+        let Some(queries) = spelled_out(&request.queries) else {
+            self.counters.count_query(qtype, None);
+            return not_sent(request);
+        };
         let rcode = answer.metadata.response_code;
-        let response = MessageResponseBuilder::new(&request.queries, answer.edns.as_ref()).build(
+        let response = MessageResponseBuilder::new(&queries, answer.edns.as_ref()).build(
             answer.metadata,
             answer.answers.iter(),
             answer.authorities.iter(),
@@ -765,18 +795,65 @@ impl RequestHandler for AvesDns {
     }
 }
 
+/// A response handler that keeps the encoded answer instead of sending it.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut bytes = Vec::new();
+        let info = response.destructive_emit(&mut BinEncoder::new(&mut bytes))?;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+        Ok(info)
+    }
+}
+
+impl AvesDns {
+    /// One query through the handler without a socket: `bytes` as they came from `src`
+    /// over `protocol`, parsed as hickory's server parses them
+    /// ([`Request::from_bytes`]), answered by [`RequestHandler::handle_request`] (the
+    /// server's path, counters included), and the answer encoded by hickory's encoder.
+    ///
+    /// `None`: nothing would be sent, because the handler dropped the query or because
+    /// hickory could not parse it. Two things of the server's socket path are not
+    /// made here: hickory's FORMERR for a query whose 12-byte header parses but whose
+    /// body does not (sent without calling the handler), and its UDP size limit on the
+    /// encoding (512 bytes without EDNS, else the size the answer's OPT advertises;
+    /// over it, hickory sends an error header instead). Used by the unit tests and by
+    /// the `dns_handler` fuzz target.
+    pub async fn respond(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+    ) -> Option<Vec<u8>> {
+        let request = Request::from_bytes(bytes.to_vec(), src, protocol).ok()?;
+        let capture = Capture::default();
+        self.handle_request::<_, TokioTime>(&request, capture.clone())
+            .await;
+        let answer = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        answer
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::config::parse_dns;
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::Name;
-    use hickory_proto::serialize::binary::BinEncoder;
-    use hickory_server::net::runtime::TokioTime;
-    use hickory_server::net::NetError;
-    use hickory_server::zone_handler::MessageResponse;
     use std::future::Future;
-    use std::net::SocketAddr;
     use std::path::Path;
     use std::pin::Pin;
 
@@ -870,30 +947,6 @@ ban_s = 600
         }
     }
 
-    /// A response handler that keeps the encoded answer.
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
-
-    #[async_trait::async_trait]
-    impl ResponseHandler for Capture {
-        async fn send_response<'a>(
-            &mut self,
-            response: MessageResponse<
-                '_,
-                'a,
-                impl Iterator<Item = &'a Record> + Send + 'a,
-                impl Iterator<Item = &'a Record> + Send + 'a,
-                impl Iterator<Item = &'a Record> + Send + 'a,
-                impl Iterator<Item = &'a Record> + Send + 'a,
-            >,
-        ) -> Result<ResponseInfo, NetError> {
-            let mut bytes = Vec::new();
-            let info = response.destructive_emit(&mut BinEncoder::new(&mut bytes))?;
-            *self.0.lock().unwrap() = Some(bytes);
-            Ok(info)
-        }
-    }
-
     fn server(text: &str, binder: Arc<TestBinder>) -> AvesDns {
         let spec = parse_dns(Path::new("t.toml"), text).unwrap();
         AvesDns::new(&spec, binder)
@@ -919,10 +972,7 @@ ban_s = 600
     /// Sends `m` from `src` through the handler; the answer, or `None` if none was sent.
     async fn ask(s: &AvesDns, src: &str, m: &Message) -> Option<Message> {
         let src: SocketAddr = format!("{src}:5300").parse().unwrap();
-        let req = Request::from_bytes(m.to_vec().unwrap(), src, Protocol::Udp).unwrap();
-        let cap = Capture::default();
-        s.handle_request::<_, TokioTime>(&req, cap.clone()).await;
-        let bytes = cap.0.lock().unwrap().take()?;
+        let bytes = s.respond(&m.to_vec().unwrap(), src, Protocol::Udp).await?;
         let r = Message::from_vec(&bytes).unwrap();
         assert_eq!(r.metadata.id, m.metadata.id);
         assert_eq!(r.metadata.message_type, MessageType::Response);
@@ -1609,11 +1659,45 @@ ban_s = 600
         }
         // TCP from the limited network: answered.
         let src: SocketAddr = "192.0.2.1:5300".parse().unwrap();
-        let req = Request::from_bytes(m.to_vec().unwrap(), src, Protocol::Tcp).unwrap();
-        let cap = Capture::default();
-        s.handle_request::<_, TokioTime>(&req, cap.clone()).await;
-        let r = Message::from_vec(&cap.0.lock().unwrap().take().unwrap()).unwrap();
+        let bytes = s.respond(&m.to_vec().unwrap(), src, Protocol::Tcp).await;
+        let r = Message::from_vec(&bytes.unwrap()).unwrap();
         assert_eq!(r.answers.len(), 1);
         assert!(!r.metadata.truncation);
+    }
+
+    /// Found by the `dns_handler` fuzz target: hickory echoes the question section as
+    /// the query's bytes, so a name compressed in the query (here a pointer to offset
+    /// 2, the flags, 0 = the root in the query) pointed at the answer's flags (0x84:
+    /// not a label) and the answer did not parse. The question is now encoded afresh.
+    #[tokio::test]
+    async fn a_question_compressed_into_the_header_is_echoed_spelled_out() {
+        let b = TestBinder::new(Behaviour::Accept);
+        let s = server(SPEC, b.clone());
+        let src: SocketAddr = "10.1.0.5:5300".parse().unwrap();
+        // id 0x4242, no flags, one question: "b.home1.aves.example" + pointer to 2.
+        let mut q = vec![0x42, 0x42, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in ["b", "home1", "aves", "example"] {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0xc0, 0x02, 0, 1, 0, 1]);
+        for protocol in [Protocol::Udp, Protocol::Tcp] {
+            let bytes = s.respond(&q, src, protocol).await.unwrap();
+            let r = Message::from_vec(&bytes).expect("the answer parses");
+            assert_eq!(r.metadata.id, 0x4242);
+            assert_eq!(r.queries.len(), 1);
+            assert_eq!(r.queries[0].name().to_string(), HOST);
+            let got = a_of(&r);
+            assert_eq!(got.len(), 1);
+            assert_eq!(r.answers[0].name.to_string(), HOST);
+        }
+        // Out of the zone, pointing at the header: REFUSED, and the answer parses.
+        let mut q = vec![0x42, 0x43, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3];
+        q.extend_from_slice(b"www");
+        q.extend_from_slice(&[0xc0, 0x02, 0, 1, 0, 1]);
+        let bytes = s.respond(&q, src, Protocol::Udp).await.unwrap();
+        let r = Message::from_vec(&bytes).expect("the answer parses");
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+        assert_eq!(r.queries[0].name().to_string(), "www.");
     }
 }

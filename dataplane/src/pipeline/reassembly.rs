@@ -47,7 +47,10 @@
 //!   `max_fragments`), an open-addressing index (linear probing, power of two, at most
 //!   half full, backward-shift deletion as in `neighbour.rs`) and a free list. After
 //!   that nothing allocates except through `alloc`, nothing panics on any input, and
-//!   every per-packet operation is O(`max_fragments`) plus bounded expiry.
+//!   every per-packet operation is O(`max_fragments`) plus bounded expiry plus one
+//!   index probe: at most `max_datagrams + 1` slots even when every key collides
+//!   (`colliding_key_flood_with_a_known_seed`); with the seed secret, linear probing
+//!   at most half full expects at most 1.5 slots for a hit and 2.5 for a miss.
 //! - The index hashes the key with SipHash-1-3 (Aumasson and Bernstein), keyed with
 //!   `k0 = seed` and `k1 = splitmix64(seed)`, so that without the seed a sender cannot
 //!   aim fragments at one probe chain. Give it a random seed at start-up.
@@ -1344,6 +1347,181 @@ mod tests {
             }
             assert_eq!(r.len(), live.len());
         }
+    }
+
+    /// A fragment like [`piece`] from 192.0.`src_hi`.`src_lo`.
+    fn piece_from(src: [u8; 2], ident: u16, off: usize, more: bool, payload: &[u8]) -> VecBuf {
+        let mut f = piece(ident, UDP, off, more, payload);
+        let ip = &mut f.data_mut()[ETH.len()..];
+        let mut p = Packet::new_unchecked(ip);
+        p.set_src([192, 0, src[0], src[1]].into());
+        p.fill_checksum();
+        f
+    }
+
+    fn key_of(src: [u8; 2], ident: u16) -> Key {
+        Key {
+            src: [192, 0, src[0], src[1]],
+            dst: [198, 51, 100, 7],
+            ident,
+            protocol: UDP,
+        }
+    }
+
+    /// Index slots a lookup of a key in `bucket` examines before it stops at an empty
+    /// one (the key absent), the empty one included: the probe chain's length.
+    fn probe_len<B>(r: &Reassembler<B>, bucket: usize) -> usize {
+        let mut n = 1;
+        while r.index[(bucket + n - 1) & r.mask] != NONE {
+            n += 1;
+        }
+        n
+    }
+
+    /// Tracker issue 7, "fragment keys: colliding". With the seed known (it is random
+    /// per process in production, `roles.rs`), an attacker can compute keys that all
+    /// land in one index bucket. This test does so for the production sizes and shows
+    /// what the caps still guarantee: the table and memory stay at their caps, every
+    /// refused fragment is counted, a lookup walks at most the `max_datagrams` entries
+    /// of the one cluster and stops, datagrams in progress (colliding ones too)
+    /// complete, new datagrams are refused while the table is full (the documented
+    /// policy: no eviction) and reassembled once the flood's contexts time out, and
+    /// the index is whole again after the cluster is deleted.
+    #[test]
+    fn colliding_key_flood_with_a_known_seed() {
+        // [engine] defaults: 1024 contexts, 64 fragments, 4 MiB, 5 s.
+        let cfg = ReassemblyConfig {
+            max_datagrams: 1024,
+            max_fragments: 64,
+            max_bytes: 4 << 20,
+            timeout_ns: 5_000_000_000,
+            seed: 0x5eed_f00d_a77a_c4e5,
+        };
+        let mut r: Reassembler<VecBuf> = Reassembler::new(cfg);
+        let mask = r.mask;
+        // The datagram in progress when the flood starts; its bucket is the target.
+        let early = ([1, 1], 7);
+        let bucket = r.hash(&key_of(early.0, early.1)) as usize & mask;
+        // Brute force: keys (source 192.0.x.y, ident) in that bucket.
+        const FLOOD: usize = 5000;
+        let mut colliding = Vec::with_capacity(FLOOD + 1);
+        let mut tries = 0u64;
+        'search: for hi in 2..=255u8 {
+            for lo in 0..=255u8 {
+                for ident in 0..256u16 {
+                    tries += 1;
+                    if r.hash(&key_of([hi, lo], ident)) as usize & mask == bucket {
+                        colliding.push(([hi, lo], ident));
+                        if colliding.len() == FLOOD + 1 {
+                            break 'search;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(colliding.len(), FLOOD + 1);
+        // One colliding key is a legitimate datagram that starts mid-flood.
+        let middle = colliding.pop().unwrap();
+        let (a, b) = ([0xa5; 16], [0x5a; 8]);
+        let first = |k: ([u8; 2], u16)| piece_from(k.0, k.1, 0, true, &a);
+        let last = |k: ([u8; 2], u16)| piece_from(k.0, k.1, 16, false, &b);
+        let now = 1_000;
+        let mut pushed = 0u64;
+        let mut held_count = 0u64;
+        let mut refused = 0u64;
+        let mut longest = 0;
+        assert!(held(r.push(first(early), now, || None)));
+        pushed += 1;
+        for (i, k) in colliding.iter().enumerate() {
+            if i == 500 {
+                assert!(held(r.push(first(middle), now, || None)));
+                pushed += 1;
+            }
+            match r.push(first(*k), now, || None) {
+                Reassembled::Held => held_count += 1,
+                Reassembled::Dropped(ReassemblyDrop::TableFull) => refused += 1,
+                other => panic!("flood fragment {i}: {other:?}"),
+            }
+            pushed += 1;
+            assert!(r.len() <= cfg.max_datagrams);
+            assert!(r.held_bytes() <= cfg.max_bytes);
+            assert!(r.held_fragments() <= cfg.max_datagrams);
+            longest = longest.max(probe_len(&r, bucket));
+        }
+        // The table filled up (2 legitimate + 1022 forged) and stayed there.
+        assert_eq!(r.len(), cfg.max_datagrams);
+        assert_eq!(held_count, cfg.max_datagrams as u64 - 2);
+        assert_eq!(refused, FLOOD as u64 - held_count);
+        assert_eq!(r.counters().dropped_of(ReassemblyDrop::TableFull), refused);
+        assert_eq!(r.counters().dropped_total(), refused);
+        // Every entry sits in one cluster: the longest chain there can be, and no
+        // longer (the index is at most half full, so a lookup always meets an empty
+        // slot).
+        assert_eq!(longest, cfg.max_datagrams + 1);
+        assert_eq!(probe_len(&r, bucket), cfg.max_datagrams + 1);
+        // A new datagram (not colliding) while the table is full: refused and counted.
+        let fresh = ([0, 9], 9);
+        assert_ne!(r.hash(&key_of(fresh.0, fresh.1)) as usize & mask, bucket);
+        assert_eq!(
+            dropped(r.push(first(fresh), now, || None)),
+            Some(ReassemblyDrop::TableFull)
+        );
+        pushed += 1;
+        // The two colliding legitimate datagrams complete (at the head and the
+        // middle of the chain), byte for byte.
+        for k in [early, middle] {
+            let out = complete(r.push(last(k), now, big)).expect("completes");
+            pushed += 1;
+            assert_eq!(&out.data()[34..], &[&a[..], &b[..]].concat()[..]);
+        }
+        assert_eq!(r.counters().completed, 2);
+        assert_eq!(r.len(), cfg.max_datagrams - 2);
+        // The index is intact after deleting from the cluster's head and middle:
+        // every forged datagram held is still found (its first fragment again is a
+        // duplicate, not a new datagram), a refused one is not (it is a new one now
+        // that two contexts are free).
+        for k in &colliding[..held_count as usize] {
+            assert_eq!(
+                dropped(r.push(first(*k), now, || None)),
+                Some(ReassemblyDrop::Duplicate),
+                "{k:?} lost from the index"
+            );
+            pushed += 1;
+        }
+        assert_eq!(r.len(), cfg.max_datagrams - 2);
+        // The flood's contexts time out (5 s after their first fragment): all freed
+        // and counted, the index empty again, and the new datagram goes through.
+        let later = now + cfg.timeout_ns;
+        let expired = r.expire(later) as u64;
+        assert_eq!(expired, held_count);
+        assert_eq!((r.len(), r.held_bytes(), r.held_fragments()), (0, 0, 0));
+        assert!(r.index.iter().all(|&x| x == NONE));
+        assert!(held(r.push(first(fresh), later, || None)));
+        assert!(complete(r.push(last(fresh), later, big)).is_some());
+        pushed += 2;
+        // Conservation: every buffer pushed was reassembled or dropped under a reason.
+        let c = r.counters();
+        assert_eq!(
+            c.fragments_reassembled + c.dropped_total() + r.held_fragments() as u64,
+            pushed
+        );
+        assert_eq!(
+            (
+                c.dropped_of(ReassemblyDrop::TableFull),
+                c.dropped_of(ReassemblyDrop::Duplicate),
+                c.dropped_of(ReassemblyDrop::Timeout),
+            ),
+            (refused + 1, held_count, held_count)
+        );
+        println!(
+            "colliding flood: {} keys in bucket {bucket} of {} found in {tries} hashes; \
+             {FLOOD} first fragments: {held_count} held, {refused} refused (TableFull); \
+             longest probe {longest} slots; 2 colliding legitimate datagrams reassembled; \
+             {expired} expired after {} s",
+            FLOOD + 1,
+            mask + 1,
+            cfg.timeout_ns / 1_000_000_000,
+        );
     }
 
     #[test]
