@@ -263,13 +263,28 @@ impl Mbuf {
     }
 
     /// Removes `n` bytes from the front. False (unchanged) if the segment is shorter.
+    ///
+    /// `rte_pktmbuf_adj` done in Rust on the fields (as `prepend`; the gateway calls it
+    /// for every tunnel packet it decapsulates).
     #[inline]
     pub fn adj(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
-        // SAFETY: the mbuf is live and ours; adj checks the length itself.
-        !unsafe { raw::aves_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+        // SAFETY: the offsets name fields of the asserted types (shim.c).
+        unsafe {
+            let len: u16 = self.field(raw::AVES_MBUF_OFF_DATA_LEN);
+            if n > len {
+                return false;
+            }
+            let off: u16 = self.field(raw::AVES_MBUF_OFF_DATA_OFF);
+            let pkt: u32 = self.field(raw::AVES_MBUF_OFF_PKT_LEN);
+            // data_off + data_len <= buf_len < 2^16, so data_off + n cannot wrap.
+            self.set_field(raw::AVES_MBUF_OFF_DATA_LEN, len - n);
+            self.set_field(raw::AVES_MBUF_OFF_DATA_OFF, off.wrapping_add(n));
+            self.set_field(raw::AVES_MBUF_OFF_PKT_LEN, pkt.wrapping_sub(u32::from(n)));
+        }
+        true
     }
 
     /// Grows the packet at the end by `n` bytes (uninitialised in DPDK's eyes; the bytes

@@ -64,6 +64,11 @@ fn eal_ports_mbufs_rings_and_lcores() {
         // accessors must see the same mbuf.
         assert_eq!(m.dpdk_view(), (74, 1, 74, h0 as u16 - 14));
         assert!(m.adj(14));
+        assert_eq!(
+            m.dpdk_view(),
+            (60, 1, 60, h0 as u16),
+            "adj in Rust, as DPDK sees it"
+        );
         assert_eq!(m.data()[0], 0xab);
         assert!(m.trim(10));
         assert_eq!(m.len(), 50);

@@ -108,13 +108,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer
     }
 
-    #[inline]
+    #[inline(always)]
     fn u16_at(&self, r: std::ops::Range<usize>) -> u16 {
         let d = self.buffer.as_ref();
         u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
 
-    #[inline]
+    #[inline(always)]
     fn ip_at(&self, r: std::ops::Range<usize>) -> Ipv4Addr {
         let d = &self.buffer.as_ref()[r];
         // One 4-byte load, not four byte loads (and four byte stores where it is kept).
