@@ -243,21 +243,38 @@ impl Mbuf {
     /// packet was measurable, docs/performance.md): headroom is `data_off`.
     #[inline]
     pub fn prepend(&mut self, n: usize) -> bool {
+        self.move_front(n, true)
+    }
+
+    /// Moves the start of the first segment `n` bytes earlier (`grow`: into the
+    /// headroom, `data_off`) or later (into the data, `data_len`), with `data_len` and
+    /// `pkt_len` following: `rte_pktmbuf_prepend` and `rte_pktmbuf_adj` on the fields.
+    /// False (unchanged) when the headroom or the segment is shorter than `n`.
+    #[inline(always)]
+    fn move_front(&mut self, n: usize, grow: bool) -> bool {
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
         // SAFETY: the offsets name fields of the asserted types (shim.c).
         unsafe {
             let off: u16 = self.field(raw::AVES_MBUF_OFF_DATA_OFF);
-            if n > off {
-                return false;
-            }
             let len: u16 = self.field(raw::AVES_MBUF_OFF_DATA_LEN);
             let pkt: u32 = self.field(raw::AVES_MBUF_OFF_PKT_LEN);
-            // data_off + data_len <= buf_len < 2^16, so data_len + n cannot wrap.
-            self.set_field(raw::AVES_MBUF_OFF_DATA_OFF, off - n);
-            self.set_field(raw::AVES_MBUF_OFF_DATA_LEN, len.wrapping_add(n));
-            self.set_field(raw::AVES_MBUF_OFF_PKT_LEN, pkt.wrapping_add(u32::from(n)));
+            // data_off + data_len <= buf_len < 2^16: neither sum below can wrap.
+            let (off, len, pkt) = if grow {
+                if n > off {
+                    return false;
+                }
+                (off - n, len.wrapping_add(n), pkt.wrapping_add(u32::from(n)))
+            } else {
+                if n > len {
+                    return false;
+                }
+                (off.wrapping_add(n), len - n, pkt.wrapping_sub(u32::from(n)))
+            };
+            self.set_field(raw::AVES_MBUF_OFF_DATA_OFF, off);
+            self.set_field(raw::AVES_MBUF_OFF_DATA_LEN, len);
+            self.set_field(raw::AVES_MBUF_OFF_PKT_LEN, pkt);
         }
         true
     }
@@ -268,23 +285,7 @@ impl Mbuf {
     /// for every tunnel packet it decapsulates).
     #[inline]
     pub fn adj(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else {
-            return false;
-        };
-        // SAFETY: the offsets name fields of the asserted types (shim.c).
-        unsafe {
-            let len: u16 = self.field(raw::AVES_MBUF_OFF_DATA_LEN);
-            if n > len {
-                return false;
-            }
-            let off: u16 = self.field(raw::AVES_MBUF_OFF_DATA_OFF);
-            let pkt: u32 = self.field(raw::AVES_MBUF_OFF_PKT_LEN);
-            // data_off + data_len <= buf_len < 2^16, so data_off + n cannot wrap.
-            self.set_field(raw::AVES_MBUF_OFF_DATA_LEN, len - n);
-            self.set_field(raw::AVES_MBUF_OFF_DATA_OFF, off.wrapping_add(n));
-            self.set_field(raw::AVES_MBUF_OFF_PKT_LEN, pkt.wrapping_sub(u32::from(n)));
-        }
-        true
+        self.move_front(n, false)
     }
 
     /// Grows the packet at the end by `n` bytes (uninitialised in DPDK's eyes; the bytes
